@@ -1,0 +1,179 @@
+//! The command line (clap derive). Types only; no behaviour. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::printer::OutputFormat;
+
+/// Provision Microsoft Entra app registrations for MCP servers from one YAML manifest.
+#[derive(Debug, Parser)]
+#[command(name = "entraform", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Organisation defaults (default: `defaults.yaml` beside the service manifest).
+    #[arg(long, global = true, value_name = "FILE", env = "ENTRAFORM_DEFAULTS")]
+    pub defaults: Option<PathBuf>,
+    /// Microsoft Graph base URL (a national cloud, or the emulator).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "ENTRAFORM_GRAPH_URL",
+        default_value = "https://graph.microsoft.com/v1.0"
+    )]
+    pub graph_url: String,
+    /// Entra login authority host.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    pub authority_host: String,
+    /// Extra root certificate (PEM) to trust, e.g. the emulator's CA.
+    #[arg(long, global = true, value_name = "FILE", env = "ENTRAFORM_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Result format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Never prompt; assume yes where a prompt would ask to go ahead.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Only errors and warnings on stderr.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for debug logs).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the four deployment fragments of a service.
+    Render(RenderArgs),
+    /// Scaffold a new service manifest.
+    New(NewArgs),
+    /// Explain an AADSTS code or a connector error message: cause, who acts, fix, how to verify.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of the manifest files.
+    Schema(SchemaArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+    /// Run the local Microsoft Graph + Entra login emulator.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The service manifest.
+    pub manifest: PathBuf,
+    /// Where to write the fragments (default: out/<customer>/<service>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Templates directory overriding the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Patch this customers.yaml in place (comments and order kept, `.bak` written).
+    #[arg(long, value_name = "FILE")]
+    pub merge_customers: Option<PathBuf>,
+    /// Patch this cloudflared config in place (rules before the catch-all, `.bak` written).
+    #[arg(long, value_name = "FILE")]
+    pub merge_cloudflared: Option<PathBuf>,
+    /// Replace a conflicting existing entry when merging.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The service name ([a-z][a-z0-9-]{1,30}).
+    pub service: String,
+    /// Customer key from defaults.yaml.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Display name (default: "<Service> MCP").
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Host port Caddy listens on (default: the next free one after the other manifests).
+    #[arg(long)]
+    pub proxy_port: Option<u16>,
+    /// The reference app this one must match.
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Directory of manifests.
+    #[arg(long, default_value = "manifests")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// An AADSTS code (`AADSTS700016`, `700016`) or a message as the user saw it.
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema (default: both, as one document).
+    #[arg(long, value_enum)]
+    pub kind: Option<SchemaKind>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SchemaKind {
+    Defaults,
+    Service,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Serve HTTPS with a generated CA + leaf certificate (needed by azure_identity and az).
+    #[arg(long)]
+    pub tls: bool,
+    /// Tenant id of the emulated tenant.
+    #[arg(long, default_value = "122fb574-7efa-476a-95b6-bee81bce2cce")]
+    pub tenant: String,
+    /// A verified domain of the tenant (repeatable).
+    #[arg(long = "verified-domain", value_name = "DOMAIN")]
+    pub verified_domains: Vec<String>,
+    /// Load apps as if made by hand (JSON; repeatable).
+    #[arg(long = "seed", value_name = "FILE")]
+    pub seeds: Vec<PathBuf>,
+    /// Added latency per request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Probability (0–1) of a 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Probability (0–1) of a 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// New objects and secrets stay invisible to reads and login for this long.
+    #[arg(long, default_value_t = 0)]
+    pub replication_delay_ms: u64,
+    /// Seed of the fault RNG (failures reproduce).
+    #[arg(long, default_value_t = 1)]
+    pub rng_seed: u64,
+    /// Persist state to this file across restarts.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}

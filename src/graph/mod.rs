@@ -1,0 +1,3 @@
+//! Microsoft Graph: wire types, the client, the read trait and the write type.
+
+pub mod wire;

@@ -1,0 +1,136 @@
+//! The only module that writes to stdout and stderr.
+//!
+//! stdout carries the result (a plan, a table, JSON); every diagnostic and progress line goes to
+//! stderr (SPEC §3). Commands receive a `&Printer` and never print on their own.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+/// `--output text|json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One stable JSON document on stdout.
+    Json,
+}
+
+/// How much goes to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Owns stdout/stderr for the whole process.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: OutputFormat,
+    verbosity: Verbosity,
+    stderr_is_tty: bool,
+    stdin_is_tty: bool,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat, verbosity: Verbosity) -> Self {
+        Self {
+            format,
+            verbosity,
+            stderr_is_tty: std::io::stderr().is_terminal(),
+            stdin_is_tty: std::io::stdin().is_terminal(),
+        }
+    }
+
+    pub fn format(&self) -> OutputFormat {
+        self.format
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    /// Whether prompts may be shown (both ends are a terminal).
+    pub fn interactive(&self) -> bool {
+        self.stdin_is_tty && self.stderr_is_tty
+    }
+
+    /// Whether progress bars may be drawn (stderr is a terminal and not quiet).
+    pub fn fancy_progress(&self) -> bool {
+        self.stderr_is_tty && self.verbosity > Verbosity::Quiet && !self.is_json()
+    }
+
+    /// The result of a command, as text, on stdout.
+    pub fn out(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        if !text.ends_with('\n') && !text.is_empty() {
+            let _ = stdout.write_all(b"\n");
+        }
+        let _ = stdout.flush();
+    }
+
+    /// The result of a command, as one pretty JSON document, on stdout.
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| {
+            format!("{{\"error\":{{\"message\":\"cannot serialize output: {e}\"}}}}")
+        });
+        self.out(&text);
+    }
+
+    /// A progress or status line on stderr (hidden by `--quiet`).
+    pub fn status(&self, line: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Detail on stderr shown only with `--verbose`.
+    pub fn detail(&self, line: &str) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A warning on stderr (always shown, even with `--quiet`).
+    pub fn warn(&self, line: &str) {
+        eprintln!("warning: {line}");
+    }
+
+    /// A failed command: the message, its causes, and the hint, on stderr; with `--output json`
+    /// also a JSON error document on stdout so scripts always get one document.
+    pub fn error(&self, err: &crate::error::Error) {
+        let mut lines = vec![format!("error: {err}")];
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            lines.push(format!("  caused by: {cause}"));
+            source = cause.source();
+        }
+        let hint = err.hint();
+        if let Some(hint) = &hint {
+            for (i, line) in hint.lines().enumerate() {
+                lines.push(if i == 0 {
+                    format!("hint: {line}")
+                } else {
+                    format!("      {line}")
+                });
+            }
+        }
+        eprintln!("{}", lines.join("\n"));
+        if self.is_json() {
+            self.json(&serde_json::json!({
+                "ok": false,
+                "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
+            }));
+        }
+    }
+}
