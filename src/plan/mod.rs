@@ -1,0 +1,872 @@
+//! The plan: what converging one service's nine steps would change, as plain data.
+//!
+//! `build(desired, observation, now)` is a pure function. It never talks to Graph; apply
+//! executes its [`Action`]s, drift reuses [`diff_shapes`] with a reference in place of the
+//! desired state.
+
+pub mod shape;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::desired::{Desired, GrantResource, MS_GRAPH_APP_ID};
+use crate::graph::wire::{
+    ApiApplication, Application, ImplicitGrantSettings, OAuth2PermissionGrant, PasswordCredential,
+    PermissionScope, RequiredResourceAccess, ResourceAccess, ServicePrincipal, WebApplication,
+};
+pub use shape::{AppShape, ScopeShape};
+
+/// What the vault says about this service's secret (read before planning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum VaultView {
+    /// The vault holds a secret; its first three characters match Graph's `hint`.
+    Holds { hint: String },
+    /// Nothing stored at the vault path.
+    Empty,
+    /// The backend cannot read back (a `command` vault without `get`).
+    Unreadable,
+}
+
+/// The live state the plan is computed against.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub app: Option<Application>,
+    /// How the app was found (`app_id`, `uniqueName`, `identifierUri`).
+    pub found_by: Option<String>,
+    pub service_principal: Option<ServicePrincipal>,
+    pub graph_service_principal: Option<ServicePrincipal>,
+    pub grants: Vec<OAuth2PermissionGrant>,
+    pub vault: Option<VaultView>,
+}
+
+/// One changed field: `field: old → new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// The state of one of the nine steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum StepStatus {
+    Ok { detail: String },
+    Create { detail: String },
+    Update { changes: Vec<FieldChange> },
+    Blocked { reason: String },
+}
+
+impl StepStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            StepStatus::Ok { .. } => "ok",
+            StepStatus::Create { .. } => "create",
+            StepStatus::Update { .. } => "update",
+            StepStatus::Blocked { .. } => "blocked",
+        }
+    }
+
+    pub fn is_change(&self) -> bool {
+        matches!(self, StepStatus::Create { .. } | StepStatus::Update { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub number: u8,
+    pub title: &'static str,
+    #[serde(flatten)]
+    pub status: StepStatus,
+}
+
+/// A write apply performs, in this order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// PATCH the current scopes with the ones that must change or go set to `isEnabled: false`
+    /// (Graph refuses to change or remove an enabled scope; behavior.md §3.5).
+    DisableScopes {
+        scopes: Vec<PermissionScope>,
+    },
+    /// Upsert `PATCH /applications(uniqueName=…)` with `Prefer: create-if-missing`.
+    CreateApplication {
+        unique_name: String,
+        body: Application,
+    },
+    /// PATCH only the properties that differ.
+    UpdateApplication {
+        body: Application,
+    },
+    CreateServicePrincipal,
+    /// `addPassword` → vault → read-back → token proof; rolled back on any failure.
+    AddPassword {
+        display_name: String,
+        lifetime_days: u32,
+    },
+    CreateGrant {
+        resource: GrantResource,
+        resource_sp_id: Option<String>,
+        scope: String,
+    },
+    UpdateGrant {
+        grant_id: String,
+        scope: String,
+    },
+    /// A credential entraform made that the vault does not hold (an interrupted run); removed
+    /// only after the vault holds a proven secret.
+    RemoveOrphanPassword {
+        key_id: String,
+        hint: String,
+    },
+}
+
+/// The plan for one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub service: String,
+    pub customer: String,
+    pub unique_name: String,
+    pub app_object_id: Option<String>,
+    pub app_id: Option<String>,
+    pub found_by: Option<String>,
+    pub steps: Vec<Step>,
+    pub actions: Vec<Action>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Whether applying would write anything.
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    pub fn changed_steps(&self) -> usize {
+        self.steps.iter().filter(|s| s.status.is_change()).count()
+    }
+
+    /// Human-readable plan (stdout of `entraform plan`).
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let found = match (&self.app_id, &self.found_by) {
+            (Some(id), Some(by)) => format!("app {id} (found by {by})"),
+            (Some(id), None) => format!("app {id}"),
+            _ => format!("no app yet (uniqueName {})", self.unique_name),
+        };
+        let _ = writeln!(
+            out,
+            "Plan for {} ({}): {found}",
+            self.service, self.customer
+        );
+        for step in &self.steps {
+            let head = format!("  {}. {:<34}", step.number, step.title);
+            match &step.status {
+                StepStatus::Ok { detail } | StepStatus::Create { detail } => {
+                    let _ = writeln!(out, "{head} {:<7} {detail}", step.status.label());
+                }
+                StepStatus::Update { changes } => {
+                    let _ = writeln!(out, "{head} update");
+                    for c in changes {
+                        let _ = writeln!(out, "       {}: {} → {}", c.field, c.old, c.new);
+                    }
+                }
+                StepStatus::Blocked { reason } => {
+                    let _ = writeln!(out, "{head} blocked {reason}");
+                }
+            }
+        }
+        let n = self.changed_steps();
+        if n == 0 && self.actions.is_empty() {
+            let _ = writeln!(out, "No changes: the app matches the manifest.");
+        } else {
+            let _ = writeln!(
+                out,
+                "{n} step{} would change ({} write{}).",
+                if n == 1 { "" } else { "s" },
+                self.actions.len(),
+                if self.actions.len() == 1 { "" } else { "s" }
+            );
+        }
+        out
+    }
+}
+
+fn show_set(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "[]".into()
+    } else {
+        format!("[{}]", set.iter().cloned().collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn show_rra(rra: &[(String, Vec<(String, String)>)]) -> String {
+    if rra.is_empty() {
+        return "[]".into();
+    }
+    let parts: Vec<String> = rra
+        .iter()
+        .map(|(app, access)| {
+            let a: Vec<String> = access.iter().map(|(k, id)| format!("{k}:{id}")).collect();
+            format!("{app}{{{}}}", a.join(","))
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn show_scope(s: &ScopeShape) -> String {
+    format!(
+        "{} ({}, {}, \"{}\")",
+        s.value,
+        s.kind,
+        if s.enabled { "enabled" } else { "disabled" },
+        s.admin_consent_display_name
+    )
+}
+
+/// Field-by-field differences between two shapes, grouped by step (2–7; 1 for the app's own
+/// names). `want` is the desired (or reference) side, `have` the live side.
+pub fn diff_shapes(want: &AppShape, have: &AppShape) -> Vec<(u8, FieldChange)> {
+    let mut out = Vec::new();
+    let mut push = |step: u8, field: &str, old: String, new: String| {
+        out.push((
+            step,
+            FieldChange {
+                field: field.into(),
+                old,
+                new,
+            },
+        ));
+    };
+    if want.display_name != have.display_name {
+        push(
+            1,
+            "displayName",
+            have.display_name.clone(),
+            want.display_name.clone(),
+        );
+    }
+    if want.sign_in_audience != have.sign_in_audience {
+        push(
+            1,
+            "signInAudience",
+            have.sign_in_audience.clone(),
+            want.sign_in_audience.clone(),
+        );
+    }
+    if want.identifier_uris != have.identifier_uris {
+        push(
+            2,
+            "identifierUris",
+            show_set(&have.identifier_uris),
+            show_set(&want.identifier_uris),
+        );
+    }
+    if want.requested_access_token_version != have.requested_access_token_version {
+        push(
+            3,
+            "api.requestedAccessTokenVersion",
+            have.requested_access_token_version.to_string(),
+            want.requested_access_token_version.to_string(),
+        );
+    }
+    if want.scopes != have.scopes {
+        let values: BTreeSet<&String> = want
+            .scopes
+            .iter()
+            .chain(have.scopes.iter())
+            .map(|s| &s.value)
+            .collect();
+        for value in values {
+            let w = want.scopes.iter().find(|s| &s.value == value);
+            let h = have.scopes.iter().find(|s| &s.value == value);
+            if w == h {
+                continue;
+            }
+            let field = format!("api.oauth2PermissionScopes[{value}]");
+            match (h, w) {
+                (Some(h), Some(w)) => {
+                    for (name, old, new) in [
+                        ("type", &h.kind, &w.kind),
+                        (
+                            "adminConsentDisplayName",
+                            &h.admin_consent_display_name,
+                            &w.admin_consent_display_name,
+                        ),
+                        (
+                            "adminConsentDescription",
+                            &h.admin_consent_description,
+                            &w.admin_consent_description,
+                        ),
+                        (
+                            "userConsentDisplayName",
+                            &h.user_consent_display_name,
+                            &w.user_consent_display_name,
+                        ),
+                        (
+                            "userConsentDescription",
+                            &h.user_consent_description,
+                            &w.user_consent_description,
+                        ),
+                    ] {
+                        if old != new {
+                            push(
+                                4,
+                                &format!("{field}.{name}"),
+                                format!("{old:?}"),
+                                format!("{new:?}"),
+                            );
+                        }
+                    }
+                    if h.enabled != w.enabled {
+                        push(
+                            4,
+                            &format!("{field}.isEnabled"),
+                            h.enabled.to_string(),
+                            w.enabled.to_string(),
+                        );
+                    }
+                }
+                (None, Some(w)) => push(4, &field, "(absent)".into(), show_scope(w)),
+                (Some(h), None) => push(4, &field, show_scope(h), "(absent)".into()),
+                (None, None) => {}
+            }
+        }
+    }
+    if want.redirect_uris != have.redirect_uris {
+        push(
+            5,
+            "web.redirectUris",
+            show_set(&have.redirect_uris),
+            show_set(&want.redirect_uris),
+        );
+    }
+    if want.required_resource_access != have.required_resource_access {
+        push(
+            6,
+            "requiredResourceAccess",
+            show_rra(&have.required_resource_access),
+            show_rra(&want.required_resource_access),
+        );
+    }
+    if want.enable_id_token_issuance != have.enable_id_token_issuance {
+        push(
+            7,
+            "web.implicitGrantSettings.enableIdTokenIssuance",
+            have.enable_id_token_issuance.to_string(),
+            want.enable_id_token_issuance.to_string(),
+        );
+    }
+    if want.enable_access_token_issuance != have.enable_access_token_issuance {
+        push(
+            7,
+            "web.implicitGrantSettings.enableAccessTokenIssuance",
+            have.enable_access_token_issuance.to_string(),
+            want.enable_access_token_issuance.to_string(),
+        );
+    }
+    out
+}
+
+const STEP_TITLES: [&str; 9] = [
+    "application + service principal",
+    "identifierUris (App ID URI)",
+    "access token version 2",
+    "oauth2PermissionScopes",
+    "web.redirectUris",
+    "requiredResourceAccess",
+    "implicit grant: ID tokens",
+    "client secret → vault",
+    "tenant admin consent",
+];
+
+/// The scopes a write must send: desired scopes, keeping the id of an existing scope with the
+/// same value, and (when something enabled must change or go) the disable-first array.
+fn plan_scopes(
+    desired: &Desired,
+    existing: &[PermissionScope],
+) -> (Vec<PermissionScope>, Option<Vec<PermissionScope>>) {
+    let mut final_scopes = Vec::new();
+    let mut must_disable: BTreeSet<String> = BTreeSet::new();
+    for spec in &desired.app.scopes {
+        let current = existing
+            .iter()
+            .find(|s| s.value.as_deref() == Some(spec.value.as_str()));
+        let id = current
+            .map(|s| s.id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let scope = PermissionScope {
+            id,
+            value: Some(spec.value.clone()),
+            kind: Some(spec.kind.clone()),
+            is_enabled: true,
+            admin_consent_display_name: Some(spec.admin_consent_display_name.clone()),
+            admin_consent_description: Some(spec.admin_consent_description.clone()),
+            user_consent_display_name: Some(spec.user_consent_display_name.clone()),
+            user_consent_description: Some(spec.user_consent_description.clone()),
+        };
+        if let Some(current) = current
+            && current.is_enabled
+            && ScopeShape::from_wire(current) != ScopeShape::from_wire(&scope)
+        {
+            must_disable.insert(current.id.clone());
+        }
+        final_scopes.push(scope);
+    }
+    for current in existing {
+        let kept = final_scopes.iter().any(|s| s.id == current.id);
+        if !kept && current.is_enabled {
+            must_disable.insert(current.id.clone());
+        }
+    }
+    let disable = (!must_disable.is_empty()).then(|| {
+        existing
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                if must_disable.contains(&s.id) {
+                    s.is_enabled = false;
+                }
+                s
+            })
+            .collect()
+    });
+    (final_scopes, disable)
+}
+
+fn desired_rra(desired: &Desired) -> Vec<RequiredResourceAccess> {
+    desired
+        .app
+        .required_resource_access
+        .iter()
+        .map(|r| RequiredResourceAccess {
+            resource_app_id: r.resource_app_id.clone(),
+            resource_access: r
+                .access
+                .iter()
+                .map(|p| ResourceAccess {
+                    id: p.id.clone(),
+                    kind: p.kind.clone(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The full application body of a create (steps 1–7 in one upsert).
+fn create_body(desired: &Desired, scopes: Vec<PermissionScope>) -> Application {
+    Application {
+        display_name: Some(desired.display_name.clone()),
+        sign_in_audience: Some(desired.app.sign_in_audience.clone()),
+        identifier_uris: Some(vec![desired.app.identifier_uri.clone()]),
+        api: Some(ApiApplication {
+            requested_access_token_version: Some(desired.app.requested_access_token_version),
+            oauth2_permission_scopes: Some(scopes),
+        }),
+        web: Some(WebApplication {
+            redirect_uris: Some(desired.app.redirect_uris.clone()),
+            implicit_grant_settings: Some(ImplicitGrantSettings {
+                enable_id_token_issuance: Some(desired.app.enable_id_token_issuance),
+                enable_access_token_issuance: Some(desired.app.enable_access_token_issuance),
+            }),
+        }),
+        required_resource_access: Some(desired_rra(desired)),
+        ..Application::default()
+    }
+}
+
+/// The PATCH body carrying only what differs between `want` and `have`.
+fn update_body(
+    desired: &Desired,
+    want: &AppShape,
+    have: &AppShape,
+    scopes: Vec<PermissionScope>,
+    backfill_unique_name: bool,
+) -> Option<Application> {
+    let mut body = Application::default();
+    let mut any = false;
+    if backfill_unique_name {
+        body.unique_name = Some(desired.unique_name.clone());
+        any = true;
+    }
+    if want.display_name != have.display_name {
+        body.display_name = Some(desired.display_name.clone());
+        any = true;
+    }
+    if want.sign_in_audience != have.sign_in_audience {
+        body.sign_in_audience = Some(desired.app.sign_in_audience.clone());
+        any = true;
+    }
+    if want.identifier_uris != have.identifier_uris {
+        body.identifier_uris = Some(vec![desired.app.identifier_uri.clone()]);
+        any = true;
+    }
+    let mut api = ApiApplication::default();
+    if want.requested_access_token_version != have.requested_access_token_version {
+        api.requested_access_token_version = Some(desired.app.requested_access_token_version);
+    }
+    if want.scopes != have.scopes {
+        api.oauth2_permission_scopes = Some(scopes);
+    }
+    if api != ApiApplication::default() {
+        body.api = Some(api);
+        any = true;
+    }
+    let mut web = WebApplication::default();
+    if want.redirect_uris != have.redirect_uris {
+        web.redirect_uris = Some(desired.app.redirect_uris.clone());
+    }
+    if want.enable_id_token_issuance != have.enable_id_token_issuance
+        || want.enable_access_token_issuance != have.enable_access_token_issuance
+    {
+        web.implicit_grant_settings = Some(ImplicitGrantSettings {
+            enable_id_token_issuance: Some(desired.app.enable_id_token_issuance),
+            enable_access_token_issuance: Some(desired.app.enable_access_token_issuance),
+        });
+    }
+    if web != WebApplication::default() {
+        body.web = Some(web);
+        any = true;
+    }
+    if want.required_resource_access != have.required_resource_access {
+        body.required_resource_access = Some(desired_rra(desired));
+        any = true;
+    }
+    any.then_some(body)
+}
+
+fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {
+    s.as_deref()
+        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+}
+
+/// Whether a credential is currently valid.
+pub fn credential_valid(c: &PasswordCredential, now: OffsetDateTime) -> bool {
+    parse_time(&c.end_date_time).is_none_or(|end| end > now)
+}
+
+/// The credential the vault's secret belongs to (by hint; the newest if several share it).
+pub fn vault_credential<'a>(
+    creds: &'a [PasswordCredential],
+    vault: &VaultView,
+) -> Option<&'a PasswordCredential> {
+    let VaultView::Holds { hint } = vault else {
+        return None;
+    };
+    creds
+        .iter()
+        .filter(|c| c.hint.as_deref() == Some(hint.as_str()))
+        .max_by_key(|c| parse_time(&c.start_date_time))
+}
+
+/// Build the plan. Pure: same inputs, same plan (except fresh scope ids).
+pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut actions: Vec<Action> = Vec::new();
+    let mut warnings = desired.warnings.clone();
+    let want = AppShape::from_desired(desired);
+    let existing_scopes: Vec<PermissionScope> = obs
+        .app
+        .as_ref()
+        .and_then(|a| a.api.as_ref())
+        .and_then(|api| api.oauth2_permission_scopes.clone())
+        .unwrap_or_default();
+    let (scopes, disable_first) = plan_scopes(desired, &existing_scopes);
+    let mut by_step: Vec<Vec<FieldChange>> = vec![Vec::new(); 10];
+
+    match &obs.app {
+        None => {
+            steps.push(Step {
+                number: 1,
+                title: STEP_TITLES[0],
+                status: StepStatus::Create {
+                    detail: format!("application {} + service principal", desired.unique_name),
+                },
+            });
+            let detail = |s: String| StepStatus::Create { detail: s };
+            let a = &desired.app;
+            let details = [
+                a.identifier_uri.clone(),
+                a.requested_access_token_version.to_string(),
+                a.scopes
+                    .iter()
+                    .map(|s| s.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                a.redirect_uris.join(", "),
+                a.required_resource_access
+                    .iter()
+                    .flat_map(|r| r.access.iter().map(|p| p.value.clone()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                a.enable_id_token_issuance.to_string(),
+            ];
+            for (i, d) in details.into_iter().enumerate() {
+                steps.push(Step {
+                    number: i as u8 + 2,
+                    title: STEP_TITLES[i + 1],
+                    status: detail(d),
+                });
+            }
+            actions.push(Action::CreateApplication {
+                unique_name: desired.unique_name.clone(),
+                body: create_body(desired, scopes),
+            });
+            actions.push(Action::CreateServicePrincipal);
+        }
+        Some(app) => {
+            let have = AppShape::from_application(app);
+            for (step, change) in diff_shapes(&want, &have) {
+                by_step[step as usize].push(change);
+            }
+            let backfill = app.unique_name.is_none();
+            if backfill {
+                by_step[1].push(FieldChange {
+                    field: "uniqueName".into(),
+                    old: "(none)".into(),
+                    new: desired.unique_name.clone(),
+                });
+            } else if app.unique_name.as_deref() != Some(desired.unique_name.as_str()) {
+                warnings.push(format!(
+                    "the app's uniqueName is {:?}, not {:?}; uniqueName is immutable, so it is kept \
+                     (the app is still found by {})",
+                    app.unique_name.as_deref().unwrap_or_default(),
+                    desired.unique_name,
+                    obs.found_by.as_deref().unwrap_or("its App ID URI"),
+                ));
+            }
+            let sp_missing = obs.service_principal.is_none();
+            for n in 1..=7u8 {
+                let changes = std::mem::take(&mut by_step[n as usize]);
+                let status = if n == 1 && sp_missing && changes.is_empty() {
+                    StepStatus::Create {
+                        detail: "service principal".into(),
+                    }
+                } else if !changes.is_empty() {
+                    StepStatus::Update { changes }
+                } else {
+                    StepStatus::Ok {
+                        detail: ok_detail(n, desired),
+                    }
+                };
+                steps.push(Step {
+                    number: n,
+                    title: STEP_TITLES[n as usize - 1],
+                    status,
+                });
+            }
+            if let Some(disable) = disable_first {
+                actions.push(Action::DisableScopes { scopes: disable });
+            }
+            if let Some(body) = update_body(desired, &want, &have, scopes, backfill) {
+                actions.push(Action::UpdateApplication { body });
+            }
+            if sp_missing {
+                actions.push(Action::CreateServicePrincipal);
+            }
+        }
+    }
+
+    // Step 8: the secret.
+    let creds: Vec<PasswordCredential> = obs
+        .app
+        .as_ref()
+        .and_then(|a| a.password_credentials.clone())
+        .unwrap_or_default();
+    let vault = obs.vault.clone().unwrap_or(VaultView::Empty);
+    let ours = |c: &PasswordCredential| {
+        c.display_name.as_deref() == Some(desired.secret.display_name.as_str())
+    };
+    let held = vault_credential(&creds, &vault).filter(|c| credential_valid(c, now));
+    let secret_status = match (&vault, held) {
+        (_, Some(c)) => StepStatus::Ok {
+            detail: format!(
+                "vault holds keyId {} (hint {}), expires {}",
+                c.key_id.as_deref().unwrap_or("?"),
+                c.hint.as_deref().unwrap_or("?"),
+                c.end_date_time.as_deref().unwrap_or("never")
+            ),
+        },
+        (VaultView::Unreadable, None) => {
+            match creds.iter().rfind(|c| ours(c) && credential_valid(c, now)) {
+                Some(c) => StepStatus::Ok {
+                    detail: format!(
+                        "the vault cannot be read back; assuming it holds keyId {} (hint {})",
+                        c.key_id.as_deref().unwrap_or("?"),
+                        c.hint.as_deref().unwrap_or("?")
+                    ),
+                },
+                None => StepStatus::Create {
+                    detail: "new client secret → vault".into(),
+                },
+            }
+        }
+        (VaultView::Holds { hint }, None) => StepStatus::Create {
+            detail: format!(
+                "the vault's secret (hint {hint}) matches no valid credential of the app; new client secret → vault"
+            ),
+        },
+        (VaultView::Empty, None) => StepStatus::Create {
+            detail: format!("new client secret → vault {}", desired.secret.vault_path),
+        },
+    };
+    if secret_status.is_change() {
+        actions.push(Action::AddPassword {
+            display_name: desired.secret.display_name.clone(),
+            lifetime_days: desired.secret.lifetime_days,
+        });
+    }
+    // Credentials entraform made that the vault does not hold and that are newer than the one it
+    // does: only an interrupted run leaves those (SPEC §5: no valid secret the vault does not hold).
+    if vault != VaultView::Unreadable {
+        let held_start = held.and_then(|c| parse_time(&c.start_date_time));
+        for c in creds.iter().filter(|c| ours(c)) {
+            let is_held = held.is_some_and(|h| h.key_id == c.key_id);
+            let newer = match (held_start, parse_time(&c.start_date_time)) {
+                (Some(h), Some(s)) => s > h,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if !is_held && newer {
+                actions.push(Action::RemoveOrphanPassword {
+                    key_id: c.key_id.clone().unwrap_or_default(),
+                    hint: c.hint.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    steps.push(Step {
+        number: 8,
+        title: STEP_TITLES[7],
+        status: secret_status,
+    });
+
+    // Step 9: AllPrincipals grants.
+    let sp = obs.service_principal.as_ref();
+    let mut grant_changes = Vec::new();
+    let mut grant_blocked = None;
+    for spec in &desired.consent {
+        let resource_sp = match &spec.resource {
+            GrantResource::SelfApp => sp.map(|s| s.id.clone()),
+            GrantResource::App(id) if id.eq_ignore_ascii_case(MS_GRAPH_APP_ID) => {
+                match &obs.graph_service_principal {
+                    Some(g) => Some(g.id.clone()),
+                    None => {
+                        grant_blocked = Some(
+                            "the Microsoft Graph service principal was not found in the tenant"
+                                .to_string(),
+                        );
+                        continue;
+                    }
+                }
+            }
+            GrantResource::App(id) => {
+                grant_blocked = Some(format!("grants on app {id} are not supported"));
+                continue;
+            }
+        };
+        let existing = match (sp, &resource_sp) {
+            (Some(sp), Some(res)) => obs.grants.iter().find(|g| {
+                g.client_id == sp.id && &g.resource_id == res && g.consent_type == "AllPrincipals"
+            }),
+            _ => None,
+        };
+        let resource_name = match &spec.resource {
+            GrantResource::SelfApp => desired.display_name.clone(),
+            GrantResource::App(_) => "Microsoft Graph".into(),
+        };
+        match existing {
+            None => {
+                grant_changes.push(format!("{} on {resource_name}", spec.scope));
+                actions.push(Action::CreateGrant {
+                    resource: spec.resource.clone(),
+                    resource_sp_id: resource_sp.clone(),
+                    scope: spec.scope.clone(),
+                });
+            }
+            Some(g) => {
+                let have: BTreeSet<&str> = g.scope.split_whitespace().collect();
+                let missing: Vec<&str> = spec
+                    .scope
+                    .split_whitespace()
+                    .filter(|s| !have.contains(s))
+                    .collect();
+                if !missing.is_empty() {
+                    // Add what is missing; never drop a scope someone else consented to.
+                    let mut scope: Vec<&str> = g.scope.split_whitespace().collect();
+                    scope.extend(missing.iter());
+                    grant_changes.push(format!("{} on {resource_name}", missing.join(" ")));
+                    actions.push(Action::UpdateGrant {
+                        grant_id: g.id.clone(),
+                        scope: scope.join(" "),
+                    });
+                }
+            }
+        }
+    }
+    let consent_status = if let Some(reason) = grant_blocked {
+        StepStatus::Blocked { reason }
+    } else if grant_changes.is_empty() {
+        StepStatus::Ok {
+            detail: desired
+                .consent
+                .iter()
+                .map(|g| g.scope.clone())
+                .collect::<Vec<_>>()
+                .join(" + ")
+                + " granted for all users",
+        }
+    } else {
+        StepStatus::Create {
+            detail: format!("grant {}", grant_changes.join(", ")),
+        }
+    };
+    steps.push(Step {
+        number: 9,
+        title: STEP_TITLES[8],
+        status: consent_status,
+    });
+
+    Plan {
+        service: desired.service.clone(),
+        customer: desired.customer.clone(),
+        unique_name: desired.unique_name.clone(),
+        app_object_id: obs.app.as_ref().and_then(|a| a.id.clone()),
+        app_id: obs.app.as_ref().and_then(|a| a.app_id.clone()),
+        found_by: obs.found_by.clone(),
+        steps,
+        actions,
+        warnings,
+    }
+}
+
+fn ok_detail(step: u8, d: &Desired) -> String {
+    match step {
+        1 => format!("{} ({})", d.display_name, d.app.sign_in_audience),
+        2 => d.app.identifier_uri.clone(),
+        3 => d.app.requested_access_token_version.to_string(),
+        4 => d
+            .app
+            .scopes
+            .iter()
+            .map(|s| s.value.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        5 => format!("{} URIs", d.app.redirect_uris.len()),
+        6 => d
+            .app
+            .required_resource_access
+            .iter()
+            .flat_map(|r| r.access.iter().map(|p| p.value.clone()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        7 => "enabled".into(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
