@@ -138,13 +138,11 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), Error> {
                 "refusing to write an audit record whose hint is {} characters long",
                 hint.chars().count()
             ),
-            "the hint is Graph's 3-character credential hint, never more of the value"
-                .to_owned(),
+            "the hint is Graph's 3-character credential hint, never more of the value".to_owned(),
         ));
     }
-    let mut line = serde_json::to_vec(&record.sanitized()).map_err(|e| {
-        Error::other(format!("cannot serialize the audit record: {e}"), None)
-    })?;
+    let mut line = serde_json::to_vec(&record.sanitized())
+        .map_err(|e| Error::other(format!("cannot serialize the audit record: {e}"), None))?;
     line.push(b'\n');
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;

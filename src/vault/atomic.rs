@@ -153,7 +153,12 @@ mod tests {
         let link = dir.path().join("link.env");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         write_atomic(&link, b"A=2\n").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read_to_string(&real).unwrap(), "A=2\n");
     }
 }

@@ -341,7 +341,8 @@ impl Vault for CommandVault {
                     .into(),
             ));
         }
-        if contains_fragment(&captured.stderr, secret) || contains_fragment(&captured.stdout, secret)
+        if contains_fragment(&captured.stderr, secret)
+            || contains_fragment(&captured.stdout, secret)
         {
             tracing::warn!(
                 "the vault push command `{shown}` echoed (part of) the secret on its output; \
@@ -373,7 +374,10 @@ impl Vault for CommandVault {
                 ));
             }
             Err(RunError::Io(e)) => {
-                return Err(fail(format!("`{shown}` failed: {e}"), "check the get command".into()));
+                return Err(fail(
+                    format!("`{shown}` failed: {e}"),
+                    "check the get command".into(),
+                ));
             }
             Err(RunError::Timeout) => {
                 return Err(fail(
@@ -477,7 +481,12 @@ mod tests {
     #[test]
     fn path_is_substituted_inside_each_argument_only() {
         let argv = CommandVault::expand(
-            &["push".into(), "{path}".into(), "--to={path}".into(), "-".into()],
+            &[
+                "push".into(),
+                "{path}".into(),
+                "--to={path}".into(),
+                "-".into(),
+            ],
             "a b/c;d",
         );
         assert_eq!(argv, vec!["push", "a b/c;d", "--to=a b/c;d", "-"]);
@@ -499,7 +508,7 @@ mod tests {
             Path::new("/m"),
         )
         .unwrap();
-        assert_eq!(v.push[0], "/m/./push.sh");
+        assert_eq!(v.push[0], "/m/push.sh");
         assert!(!v.can_read());
     }
 }

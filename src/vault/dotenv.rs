@@ -78,12 +78,18 @@ fn assignment<'a>(line: &'a [u8], key: &str) -> Option<(usize, &'a [u8])> {
     if let Some(after) = rest.strip_prefix(b"export")
         && after.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
     {
-        let spaces = after.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+        let spaces = after
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
         offset += 6 + spaces;
         rest = &after[spaces..];
     }
     let after_key = rest.strip_prefix(key.as_bytes())?;
-    let spaces = after_key.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    let spaces = after_key
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
     if after_key.get(spaces) != Some(&b'=') {
         return None;
     }
@@ -109,7 +115,9 @@ fn bare_ok(c: char) -> bool {
 /// Append the value as written in the file (bare or single-quoted).
 fn push_value(out: &mut Vec<u8>, value: &str) -> Result<(), &'static str> {
     if value.chars().any(|c| c == '\'' || c.is_control()) {
-        return Err("the value contains a quote or a control character, which a .env line cannot hold");
+        return Err(
+            "the value contains a quote or a control character, which a .env line cannot hold",
+        );
     }
     if value.chars().all(bare_ok) && !value.starts_with('~') && !value.is_empty() {
         out.extend_from_slice(value.as_bytes());
@@ -284,7 +292,10 @@ mod tests {
     #[test]
     fn finds_assignments() {
         assert_eq!(assignment(b"KEY=v\n", "KEY").map(|x| x.0), Some(4));
-        assert_eq!(assignment(b"  export KEY = v\n", "KEY").map(|x| x.0), Some(14));
+        assert_eq!(
+            assignment(b"  export KEY = v\n", "KEY").map(|x| x.0),
+            Some(14)
+        );
         assert_eq!(assignment(b"KEYS=v\n", "KEY"), None);
         assert_eq!(assignment(b"# KEY=v\n", "KEY"), None);
         assert_eq!(assignment(b"exportKEY=v\n", "KEY"), None);

@@ -13,7 +13,8 @@
 //!   those features keyring 3 silently falls back to an in-memory mock there.
 //!
 //! Every call runs on a fresh thread with a time limit: the async Secret Service client blocks
-//! on its own tokio runtime, which panics or deadlocks when called from a tokio worker thread
+//! on its own tokio runtime, which panics ("Cannot start a runtime from within a runtime") when
+//! called from a tokio worker thread
 //! (<https://github.com/hwchen/keyring-rs/issues/132>), and D-Bus activation of a Secret Service
 //! that cannot start hangs for two minutes before it fails (VALIDATORS.md §d).
 
@@ -45,7 +46,8 @@ impl KeyringStore {
     /// is reachable (`DBUS_SESSION_BUS_ADDRESS`, or `$XDG_RUNTIME_DIR/bus`), else keyutils.
     pub fn detect() -> Self {
         if cfg!(target_os = "linux") {
-            let bus_env = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
+            let bus_env =
+                std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
             let bus_socket = std::env::var_os("XDG_RUNTIME_DIR")
                 .is_some_and(|d| std::path::Path::new(&d).join("bus").exists());
             if bus_env || bus_socket {
@@ -61,7 +63,7 @@ impl KeyringStore {
     fn name(self) -> &'static str {
         match self {
             KeyringStore::SecretService => "Secret Service",
-            KeyringStore::Keyutils => "Linux keyutils, lost at reboot",
+            KeyringStore::Keyutils => "Linux keyutils",
             KeyringStore::Native => {
                 if cfg!(target_os = "macos") {
                     "macOS Keychain"
@@ -78,7 +80,9 @@ impl KeyringStore {
         #[cfg(target_os = "linux")]
         {
             Ok(match self {
-                KeyringStore::SecretService => keyring::secret_service::default_credential_builder(),
+                KeyringStore::SecretService => {
+                    keyring::secret_service::default_credential_builder()
+                }
                 KeyringStore::Keyutils => keyring::keyutils::default_credential_builder(),
                 KeyringStore::Native => keyring::default::default_credential_builder(),
             })
@@ -244,7 +248,10 @@ impl KeyringVault {
             ),
             // keyutils reports a missing session keyring as NoEntry on write.
             KError::NoEntry => (
-                format!("the {} refused the write (no keyring to write to)", self.store.name()),
+                format!(
+                    "{} refused the write (no keyring to write to)",
+                    self.store.name()
+                ),
                 self.store.unavailable_hint(),
             ),
             other => (error_text(other), self.store.unavailable_hint()),
@@ -289,7 +296,16 @@ fn error_text(e: &KError) -> String {
 
 impl Vault for KeyringVault {
     fn describe(&self) -> String {
-        format!("keyring service={} ({})", self.service, self.store.name())
+        let note = if self.store == KeyringStore::Keyutils {
+            "; kernel memory, lost at reboot"
+        } else {
+            ""
+        };
+        format!(
+            "keyring service={} ({}{note})",
+            self.service,
+            self.store.name()
+        )
     }
 
     fn put(&self, path: &str, secret: &Secret) -> Result<(), VaultError> {

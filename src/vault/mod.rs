@@ -208,7 +208,9 @@ pub fn open(
             resolve_path(path, base_dir, "dotenv")?,
             secret_env,
         )?),
-        VaultConfig::File { path } => Box::new(FileVault::new(resolve_path(path, base_dir, "file")?)),
+        VaultConfig::File { path } => {
+            Box::new(FileVault::new(resolve_path(path, base_dir, "file")?))
+        }
     })
 }
 
@@ -286,7 +288,11 @@ pub fn store_verified(
 }
 
 /// `~` → home, relative → under `base_dir`.
-pub fn resolve_path(path: &Path, base_dir: &Path, backend: &'static str) -> Result<PathBuf, VaultError> {
+pub fn resolve_path(
+    path: &Path,
+    base_dir: &Path,
+    backend: &'static str,
+) -> Result<PathBuf, VaultError> {
     let mut components = path.components();
     if let Some(Component::Normal(first)) = components.next() {
         if first == "~" {
@@ -312,8 +318,13 @@ pub fn resolve_path(path: &Path, base_dir: &Path, backend: &'static str) -> Resu
             hint: format!("set `vault.path` for the {backend} backend"),
         });
     }
+    // `./x` → `<base>/x` (a leading `.` adds nothing to messages).
+    let path: PathBuf = path
+        .components()
+        .skip_while(|c| matches!(c, Component::CurDir))
+        .collect();
     Ok(if path.is_absolute() {
-        path.to_path_buf()
+        path
     } else {
         base_dir.join(path)
     })

@@ -145,13 +145,22 @@ mod tests {
 
     #[test]
     fn masks_secret_shaped_runs_without_a_secret() {
-        let out = redact(&format!("error: token {S}, tenant 7f0c5a35-5c2a-4d8e-9b8b-1b7c9f1c2a11"), None);
-        assert_eq!(out, "error: token ***, tenant 7f0c5a35-5c2a-4d8e-9b8b-1b7c9f1c2a11");
+        let out = redact(
+            &format!("error: token {S}, tenant 7f0c5a35-5c2a-4d8e-9b8b-1b7c9f1c2a11"),
+            None,
+        );
+        assert_eq!(
+            out,
+            "error: token ***, tenant 7f0c5a35-5c2a-4d8e-9b8b-1b7c9f1c2a11"
+        );
     }
 
     #[test]
     fn excerpt_keeps_the_tail() {
-        let text = (1..=30).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+        let text = (1..=30)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let out = excerpt(text.as_bytes(), None, 5).unwrap();
         assert!(out.starts_with("    | … (25 earlier lines)"), "{out}");
         assert!(out.ends_with("    | line 30"), "{out}");
