@@ -470,7 +470,7 @@ mod tests {
     fn env_holding_finds_values_containing_the_secret() {
         let s = Secret::new("Abc8Q~xYz.0123456789_abcdefghij-KLMNOPQRSTU".into());
         let vars = vec![
-            ("HOME", "/root".to_string()),
+            ("HOME", "/home/op".to_string()),
             ("LEAK", s.expose().to_string()),
             ("WRAPPED", format!("x={}", s.expose())),
             ("PART", s.expose()[..20].to_string()),
