@@ -19,6 +19,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A vault backend failed (write, read-back, mismatch, configuration).
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     /// Anything else, with a fix.
     #[error("{message}")]
     Other {
@@ -61,6 +64,7 @@ impl Error {
                 }
                 _ => None,
             },
+            Error::Vault(err) => err.hint(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Error {
         match self {
             Error::Usage { .. } => "usage",
             Error::Io { .. } => "io",
+            Error::Vault(_) => "vault",
             Error::Other { .. } => "other",
         }
     }

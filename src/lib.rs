@@ -4,6 +4,7 @@
 //! Data flows one way: manifest → desired → observed → plan → apply → outputs; drift reuses the
 //! diff with a reference in place of the desired state (SPEC §1).
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod desired;
