@@ -9,10 +9,13 @@ pub mod commands;
 pub mod desired;
 pub mod error;
 pub mod exit;
+pub mod explain;
 pub mod graph;
 pub mod manifest;
 pub mod printer;
+pub mod scaffold;
 pub mod secret;
+pub mod similar;
 pub mod vault;
 
 use std::process::ExitCode;
