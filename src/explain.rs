@@ -430,6 +430,13 @@ pub fn explain(query: &str) -> Lookup {
         .split(|c: char| !c.is_alphanumeric() && c != '_')
         .filter(|w| !w.is_empty())
         .collect();
+    // An entry's own id (`could-not-reach`, `aadsts700016`), as the suggestions print them.
+    if let Some(e) = ENTRIES
+        .iter()
+        .find(|e| e.id.to_lowercase() == norm.replace(' ', "-"))
+    {
+        return Lookup::Found(vec![e]);
+    }
     let codes = codes_in(query);
     let mut found: Vec<&'static Entry> = Vec::new();
     for code in &codes {
@@ -511,6 +518,7 @@ mod tests {
     #[test]
     fn every_entry_is_reachable_by_its_id_or_code() {
         for e in ENTRIES {
+            assert_eq!(ids(&explain(e.id)), vec![e.id]);
             let q = match e.code {
                 Some(c) => c.to_string(),
                 None => e.patterns[0].to_string(),

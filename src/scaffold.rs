@@ -32,6 +32,7 @@ pub fn render_manifest(values: &ScaffoldValues) -> Result<String, minijinja::Err
     env.add_filter("yaml_str", |s: String| {
         serde_json::to_string(&s).unwrap_or_else(|_| "\"\"".into())
     });
+    env.set_keep_trailing_newline(true);
     env.add_template("manifest.yaml", MANIFEST_TEMPLATE)?;
     let block = u32::from(values.block.max(1));
     let start = u32::from(values.proxy_port) / block * block;

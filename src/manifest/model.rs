@@ -178,6 +178,7 @@ pub struct ServiceManifest {
     #[serde(default)]
     pub display_name: Option<String>,
     /// Host port Caddy listens on; cloudflared targets it.
+    #[schemars(range(min = 1))]
     pub proxy_port: u16,
     /// Other host ports this service publishes (e.g. blue/green containers); reserved so that no
     /// other manifest and no `entraform new` takes them.
