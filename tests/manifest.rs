@@ -438,3 +438,39 @@ fn schema_command_prints_both_schemas() {
     // The vault config is part of the schema (command backend with push/get).
     assert!(out.stdout.windows(7).any(|w| w == b"command"));
 }
+
+#[test]
+fn permission_by_id_for_other_apis() {
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!(
+            "{MINIMAL}permissions:\n  - api: 2b222356-1c36-48e0-96a3-2c5e0ecbf937\n    delegated:\n      - {{value: api.read, id: 11111111-2222-3333-4444-555555555555}}\n"
+        ),
+    )]);
+    let d = dir.load("ledger.yaml").unwrap();
+    assert_eq!(d.app.required_resource_access.len(), 2);
+    assert_eq!(
+        d.app.required_resource_access[1].resource_app_id,
+        "2b222356-1c36-48e0-96a3-2c5e0ecbf937"
+    );
+    assert_eq!(d.consent.len(), 3);
+    assert_eq!(d.consent[1].scope, "api.read");
+    // A bad id is located on the id.
+    dir.write(
+        "ledger.yaml",
+        &format!("{MINIMAL}permissions:\n  - api: 2b222356-1c36-48e0-96a3-2c5e0ecbf937\n    delegated:\n      - value: api.read\n        id: api-read\n"),
+    );
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "ledger.yaml:9:13: permissions[0].delegated[0].id: \"api-read\" is not a GUID",
+    );
+    // A misspelt key inside a permission is not silently dropped.
+    dir.write(
+        "ledger.yaml",
+        &format!("{MINIMAL}permissions:\n  - delegated:\n      - {{value: x, idd: 11111111-2222-3333-4444-555555555555}}\n"),
+    );
+    let (msg, hint) = dir.error("ledger.yaml");
+    assert_contains(&msg, "did not match any variant");
+    assert_contains(&hint, "{value: <name>, id: <GUID>}");
+}

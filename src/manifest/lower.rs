@@ -735,11 +735,11 @@ pub fn lower(
             for (j, p) in list.iter().enumerate() {
                 let pat = at.k(key).i(j);
                 let id = match p {
-                    PermissionRef::Full { id, .. } if is_guid(id) => id.to_ascii_lowercase(),
-                    PermissionRef::Full { id, .. } => {
+                    PermissionRef::Full(p) if is_guid(&p.id) => p.id.to_ascii_lowercase(),
+                    PermissionRef::Full(p) => {
                         problems.push(Problem::service(
                             pat.k("id"),
-                            format!("{id:?} is not a GUID; expected the permission's id"),
+                            format!("{:?} is not a GUID; expected the permission's id", p.id),
                             "find it with `az ad sp show --id <api appId> --query \"oauth2PermissionScopes[].{value:value,id:id}\"` (appRoles for application permissions)",
                         ));
                         continue;

@@ -226,14 +226,24 @@ pub enum PermissionRef {
     /// A well-known Microsoft Graph permission name, e.g. `User.Read`.
     Name(String),
     /// Any permission: its claim value and GUID.
-    Full { value: String, id: String },
+    Full(PermissionById),
+}
+
+/// `{value: Files.Read, id: <GUID>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionById {
+    /// The claim value, e.g. `Files.Read`.
+    pub value: String,
+    /// The permission's GUID on the resource's service principal.
+    pub id: String,
 }
 
 impl PermissionRef {
     pub fn value(&self) -> &str {
         match self {
             PermissionRef::Name(v) => v,
-            PermissionRef::Full { value, .. } => value,
+            PermissionRef::Full(p) => &p.value,
         }
     }
 }
