@@ -15,6 +15,41 @@ pub const MS_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Microsoft Graph delegated `User.Read`.
 pub const USER_READ_SCOPE_ID: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
 
+/// Well-known Microsoft Graph permissions a manifest may name without an id:
+/// (value, `Scope` or `Role`, id). The ids are the same in every tenant; source: the Microsoft
+/// Graph permissions reference, https://learn.microsoft.com/graph/permissions-reference
+pub const GRAPH_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("User.Read", "Scope", USER_READ_SCOPE_ID),
+    ("openid", "Scope", "37f7f235-527c-4136-accd-4a02d197296e"),
+    ("profile", "Scope", "14dad69e-099b-42c9-810b-d002981feec1"),
+    ("email", "Scope", "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
+    (
+        "offline_access",
+        "Scope",
+        "7427e0e9-2fba-42fe-b0c0-848c9e6a8182",
+    ),
+    ("Mail.Send", "Scope", "e383f46e-2787-4529-855e-0e479a3ffac0"),
+    ("Mail.Send", "Role", "b633e1c5-b582-4048-a93e-9f11b44c7e96"),
+    (
+        "Calendars.ReadWrite",
+        "Scope",
+        "1ec239c2-d7c9-4623-a91a-a9775856bb36",
+    ),
+    (
+        "Calendars.ReadWrite",
+        "Role",
+        "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
+    ),
+];
+
+/// The id of a well-known Graph permission of `kind` (`Scope` or `Role`).
+pub fn known_graph_permission(value: &str, kind: &str) -> Option<&'static str> {
+    GRAPH_PERMISSIONS
+        .iter()
+        .find(|(v, k, _)| *v == value && *k == kind)
+        .map(|(_, _, id)| *id)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
     /// Service name, `[a-z][a-z0-9-]{1,30}`.

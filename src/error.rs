@@ -22,6 +22,9 @@ pub enum Error {
     /// A vault backend failed (write, read-back, mismatch, configuration).
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// A manifest or the defaults file cannot be used (located diagnostics).
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
     /// Anything else, with a fix.
     #[error("{message}")]
     Other {
@@ -57,6 +60,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
+            Error::Manifest(e) => e.hint(),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Some("check the path".into()),
                 std::io::ErrorKind::PermissionDenied => {
@@ -74,6 +78,7 @@ impl Error {
             Error::Usage { .. } => "usage",
             Error::Io { .. } => "io",
             Error::Vault(_) => "vault",
+            Error::Manifest(_) => "manifest",
             Error::Other { .. } => "other",
         }
     }

@@ -11,11 +11,14 @@ pub mod desired;
 pub mod drift;
 pub mod error;
 pub mod exit;
+pub mod explain;
 pub mod graph;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod scaffold;
 pub mod secret;
+pub mod similar;
 pub mod vault;
 
 use std::process::ExitCode;

@@ -7,12 +7,18 @@ use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 mod completions;
+mod explain;
+mod new;
+mod schema;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
     match cli.command {
         Command::Completions(args) => completions::run(args, printer),
-        Command::Render(_) | Command::New(_) | Command::Explain(_) | Command::Schema(_) => {
+        Command::New(args) => new::run(args, &global, printer),
+        Command::Explain(args) => explain::run(args, printer),
+        Command::Schema(args) => schema::run(args, printer),
+        Command::Render(_) => {
             let _ = &global;
             Err(Error::other("not implemented yet", None))
         }

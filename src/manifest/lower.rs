@@ -1,0 +1,1019 @@
+//! Lowering: a parsed service manifest plus the organisation defaults → [`Desired`], with every
+//! derived value of SPEC §2. Pure: no I/O, no locations; problems name a field path and the
+//! loader turns them into located diagnostics.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::diag::FieldPath;
+use super::model::{DefaultsManifest, PermissionRef, ServiceManifest};
+use crate::desired::{
+    AppSpec, DeploySpec, Desired, GrantResource, GrantSpec, MS_GRAPH_APP_ID, PermissionSpec,
+    ResourceAccessSpec, ScopeSpec, SecretSpec, USER_READ_SCOPE_ID, known_graph_permission,
+};
+use crate::vault::VaultConfig;
+
+/// Which file a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Service,
+    Defaults,
+}
+
+/// A problem with a value: where (file kind + field path), what (found vs expected), the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    pub field: FieldPath,
+    pub message: String,
+    pub hint: String,
+}
+
+impl Problem {
+    fn service(field: FieldPath, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            origin: Origin::Service,
+            field,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    fn defaults(field: FieldPath, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            origin: Origin::Defaults,
+            field,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// `[a-z][a-z0-9-]{1,30}` (SPEC §2).
+pub static SERVICE_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{1,30}$").expect("valid regex"));
+static GUID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+        .expect("valid regex")
+});
+static HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$",
+    )
+    .expect("valid regex")
+});
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Z_][A-Z0-9_]*$").expect("valid regex"));
+static KEY_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,30}$").expect("valid regex"));
+static NETWORK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$").expect("valid regex"));
+
+/// The sign-in audiences Graph accepts.
+const AUDIENCES: &[&str] = &[
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+];
+
+pub fn is_guid(s: &str) -> bool {
+    GUID.is_match(s)
+}
+
+pub fn is_service_name(s: &str) -> bool {
+    SERVICE_NAME.is_match(s)
+}
+
+/// A service name suggestion for a bad one: lowercased, other characters → `-`.
+pub fn suggest_service_name(s: &str) -> String {
+    let mut out: String = s
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches('-').to_string();
+    let out = out.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-');
+    let mut out: String = out.chars().take(31).collect();
+    if out.len() < 2 {
+        out = "my-service".into();
+    }
+    out
+}
+
+/// The message for a bad service name (shared with `entraform new`).
+pub fn service_name_problem(found: &str) -> (String, String) {
+    let suggestion = suggest_service_name(found);
+    (
+        format!(
+            "{found:?} is not a valid service name; expected [a-z][a-z0-9-]{{1,30}} (lowercase letters, digits, hyphens), e.g. {suggestion:?}"
+        ),
+        format!(
+            "use {suggestion:?}: it becomes the container name, the App ID URI path and the vault path, which must all be lowercase"
+        ),
+    )
+}
+
+/// `blueprint` → `Blueprint`.
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `a/` + `b` → `a/b`.
+fn join(root: &str, rest: &str) -> String {
+    format!("{}/{rest}", root.trim_end_matches('/'))
+}
+
+/// Why a redirect URI is not acceptable to Entra (`graph/behavior.md` §3.6), if it is not.
+fn redirect_uri_problem(uri: &str) -> Option<(String, String)> {
+    const FORBIDDEN: &[char] = &['!', '$', '\'', '(', ')', ',', ';'];
+    let parsed = match url::Url::parse(uri) {
+        Ok(u) => u,
+        Err(e) => {
+            return Some((
+                format!("{uri:?} is not a URL ({e}); expected an https:// URL"),
+                "write the full callback URL, e.g. \"https://claude.ai/api/mcp/auth_callback\""
+                    .into(),
+            ));
+        }
+    };
+    let host = parsed.host_str().unwrap_or("");
+    match parsed.scheme() {
+        "https" => {}
+        "http" if matches!(host, "localhost" | "127.0.0.1" | "[::1]") => {}
+        "http" => {
+            return Some((
+                format!(
+                    "{uri:?} uses http:// on a host that is not localhost; expected https:// (Entra accepts http:// only for localhost and 127.0.0.1)"
+                ),
+                format!("use {:?}", uri.replacen("http://", "https://", 1)),
+            ));
+        }
+        other => {
+            return Some((
+                format!("{uri:?} has scheme {other}:; expected https://"),
+                "use an https:// callback URL".into(),
+            ));
+        }
+    }
+    if parsed.fragment().is_some() {
+        return Some((
+            format!(
+                "{uri:?} has a #fragment; expected none (Entra rejects fragments in redirect URIs)"
+            ),
+            "remove the part from `#` on".into(),
+        ));
+    }
+    if let Some(c) = uri.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Some((
+            format!("{uri:?} contains {c:?}; Entra rejects ! $ ' ( ) , ; in redirect URIs"),
+            "percent-encode or remove the character".into(),
+        ));
+    }
+    if uri.chars().count() > 256 {
+        return Some((
+            format!(
+                "redirect URI is {} characters long; expected at most 256",
+                uri.chars().count()
+            ),
+            "shorten the URL".into(),
+        ));
+    }
+    None
+}
+
+/// Why an `https://host[:port]` origin is not an origin, if it is not.
+fn origin_problem(origin: &str) -> Option<(String, String)> {
+    match url::Url::parse(origin) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host_str().is_some() => {
+            if u.path() != "/" || origin.ends_with('/') || u.query().is_some() {
+                Some((
+                    format!(
+                        "{origin:?} is not an origin; expected scheme://host[:port] with no path"
+                    ),
+                    format!("use {:?}", u.origin().ascii_serialization()),
+                ))
+            } else {
+                None
+            }
+        }
+        _ => Some((
+            format!("{origin:?} is not an origin; expected e.g. \"https://claude.ai\""),
+            "write scheme://host[:port]".into(),
+        )),
+    }
+}
+
+fn host_problem(host: &str) -> Option<(String, String)> {
+    if HOST.is_match(host) && host.contains('.') {
+        return None;
+    }
+    let bare = host
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    Some((
+        format!(
+            "{host:?} is not a host name; expected a lowercase DNS name like \"axe.axelabs.ai\" (no scheme, no path)"
+        ),
+        format!("write {bare:?}"),
+    ))
+}
+
+fn tenant_guid_problem(found: &str) -> (String, String) {
+    (
+        format!(
+            "{found:?} is not a GUID; expected a tenant id like \"122fb574-7efa-476a-95b6-bee81bce2cce\""
+        ),
+        "copy the Tenant ID from the Azure portal (Microsoft Entra ID → Overview) or from `az account show --query tenantId -o tsv`".into(),
+    )
+}
+
+/// Check the organisation defaults on their own. Lowering assumes these passed.
+pub fn validate_defaults(d: &DefaultsManifest) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let root = FieldPath::root();
+    if !KEY_NAME.is_match(&d.organisation) {
+        out.push(Problem::defaults(
+            root.k("organisation"),
+            format!(
+                "{:?} is not a valid organisation name; expected [a-z][a-z0-9-]{{0,30}}, e.g. \"axe\"",
+                d.organisation
+            ),
+            "it prefixes container names (`axe-<service>-mcp-proxy`), so it must be lowercase",
+        ));
+    }
+    if d.customers.is_empty() {
+        out.push(Problem::defaults(
+            root.k("customers"),
+            "no customers; expected at least one, e.g. `axe: {tenant_id: …, host: axe.axelabs.ai}`",
+            "add the customers whose tenants host the MCP apps",
+        ));
+    }
+    for (key, c) in &d.customers {
+        let at = root.k("customers").k(key.clone());
+        if !KEY_NAME.is_match(key) {
+            out.push(Problem::defaults(
+                at.clone(),
+                format!("{key:?} is not a valid customer key; expected [a-z][a-z0-9-]{{0,30}}"),
+                "customer keys appear in app names and vault paths: use lowercase",
+            ));
+        }
+        if !is_guid(&c.tenant_id) {
+            let (m, h) = tenant_guid_problem(&c.tenant_id);
+            out.push(Problem::defaults(at.k("tenant_id"), m, h));
+        }
+        if let Some((m, h)) = host_problem(&c.host) {
+            out.push(Problem::defaults(at.k("host"), m, h));
+        }
+        for (i, dom) in c.verified_domains.iter().enumerate() {
+            if let Some((m, h)) = host_problem(dom) {
+                out.push(Problem::defaults(at.k("verified_domains").i(i), m, h));
+            }
+        }
+    }
+    if d.redirect_uris.is_empty() {
+        out.push(Problem::defaults(
+            root.k("redirect_uris"),
+            "no redirect URIs; expected the connector callbacks",
+            "add \"https://claude.ai/api/mcp/auth_callback\" and \"https://claude.com/api/mcp/auth_callback\"",
+        ));
+    }
+    for (i, uri) in d.redirect_uris.iter().enumerate() {
+        if let Some((m, h)) = redirect_uri_problem(uri) {
+            out.push(Problem::defaults(root.k("redirect_uris").i(i), m, h));
+        }
+    }
+    for (i, o) in d.allowed_origins.iter().enumerate() {
+        if let Some((m, h)) = origin_problem(o) {
+            out.push(Problem::defaults(root.k("allowed_origins").i(i), m, h));
+        }
+    }
+    check_vault(&d.vault, root.k("vault"), Origin::Defaults, &mut out);
+    check_lifetime(
+        d.secret.lifetime_days,
+        root.k("secret").k("lifetime_days"),
+        Origin::Defaults,
+        &mut out,
+    );
+    if d.tunnel.config.trim().is_empty() {
+        out.push(Problem::defaults(
+            root.k("tunnel").k("config"),
+            "empty; expected the path of the cloudflared config, e.g. \"~/.axe/tunnels/axelabs/config.yml\"",
+            "write the path of the tunnel's config.yml",
+        ));
+    }
+    if let Some((m, h)) = upstream_problem(&d.tunnel.upstream_host) {
+        out.push(Problem::defaults(root.k("tunnel").k("upstream_host"), m, h));
+    }
+    for (i, n) in d.compose.networks.iter().enumerate() {
+        if !NETWORK.is_match(n) {
+            out.push(Problem::defaults(
+                root.k("compose").k("networks").i(i),
+                format!("{n:?} is not a docker network name; expected [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+                "use the name of the shared network, e.g. \"artemis\"",
+            ));
+        }
+    }
+    if d.ports.block == 0 || d.ports.first == 0 {
+        out.push(Problem::defaults(
+            root.k("ports"),
+            format!(
+                "first: {}, block: {}; expected a first port above 0 and a block of at least 1",
+                d.ports.first, d.ports.block
+            ),
+            "e.g. `ports: {first: 3131, block: 10}`",
+        ));
+    }
+    out
+}
+
+fn upstream_problem(host: &str) -> Option<(String, String)> {
+    // `localhost` and docker service names have no dot; accept any DNS label.
+    if HOST.is_match(host) {
+        None
+    } else {
+        Some((
+            format!("{host:?} is not a host name; expected e.g. \"host.docker.internal\""),
+            "write the host cloudflared reaches Caddy on, without scheme or port".into(),
+        ))
+    }
+}
+
+fn check_lifetime(days: u32, field: FieldPath, origin: Origin, out: &mut Vec<Problem>) {
+    if days == 0 || days > 3650 {
+        out.push(Problem {
+            origin,
+            field,
+            message: format!(
+                "{days} days; expected 1 to 3650 (the org's policy is 730, two years)"
+            ),
+            hint: "use 730 (checklist §1 step 8: `--years 2`)".into(),
+        });
+    }
+}
+
+fn check_vault(v: &VaultConfig, field: FieldPath, origin: Origin, out: &mut Vec<Problem>) {
+    let mut push = |field: FieldPath, message: String, hint: &str| {
+        out.push(Problem {
+            origin,
+            field,
+            message,
+            hint: hint.into(),
+        })
+    };
+    match v {
+        VaultConfig::Command { push: argv, get } => {
+            if argv.is_empty() || argv[0].trim().is_empty() {
+                push(
+                    field.k("push"),
+                    "empty command; expected an argv like [axe, secret, push, \"{path}\", \"-\"]"
+                        .into(),
+                    "the secret goes to the command's stdin; `{path}` is replaced by the vault path",
+                );
+            } else if !argv.iter().any(|a| a.contains("{path}")) {
+                push(
+                    field.k("push"),
+                    format!(
+                        "{argv:?} does not mention {{path}}; expected the vault path as an argument"
+                    ),
+                    "add \"{path}\" where the command takes the secret's name, e.g. [axe, secret, push, \"{path}\", \"-\"]",
+                );
+            }
+            if let Some(get) = get {
+                if get.is_empty() {
+                    push(
+                        field.k("get"),
+                        "empty command; expected an argv like [axe, secret, get, \"{path}\", \"-n\"] or no `get` at all".into(),
+                        "remove `get:` to skip the read-back, or write the command",
+                    );
+                } else if !get.iter().any(|a| a.contains("{path}")) {
+                    push(
+                        field.k("get"),
+                        format!(
+                            "{get:?} does not mention {{path}}; expected the vault path as an argument"
+                        ),
+                        "add \"{path}\", e.g. [axe, secret, get, \"{path}\", \"-n\"]",
+                    );
+                }
+            }
+        }
+        VaultConfig::Dotenv { path } | VaultConfig::File { path } => {
+            if path.as_os_str().is_empty() {
+                push(
+                    field.k("path"),
+                    "empty path; expected a file path".into(),
+                    "write where the secrets file lives, e.g. \".env\"",
+                );
+            }
+        }
+        VaultConfig::Keyring { service } => {
+            if service.trim().is_empty() {
+                push(
+                    field.k("service"),
+                    "empty keyring service name".into(),
+                    "use \"entraform\" (the default) or leave `service:` out",
+                );
+            }
+        }
+    }
+}
+
+/// Lower a service manifest with its (already validated) defaults. `source` is recorded in the
+/// result; `defaults_path` names the defaults in messages. Problems are the service manifest's
+/// (an unknown customer included).
+pub fn lower(
+    m: &ServiceManifest,
+    d: &DefaultsManifest,
+    source: &Path,
+    defaults_path: &Path,
+) -> Result<Desired, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let root = FieldPath::root();
+    let ov = &m.overrides;
+    let ovp = root.k("overrides");
+
+    if !is_service_name(&m.service) {
+        let (msg, hint) = service_name_problem(&m.service);
+        problems.push(Problem::service(root.k("service"), msg, hint));
+    }
+    let customer = d.customers.get(&m.customer);
+    if customer.is_none() {
+        let known: Vec<&str> = d.customers.keys().map(String::as_str).collect();
+        problems.push(Problem::service(
+            root.k("customer"),
+            format!(
+                "{:?} is not a customer in {}; expected one of: {}",
+                m.customer,
+                defaults_path.display(),
+                known.join(", ")
+            ),
+            format!(
+                "fix the name, or add `{}:` under `customers:` in {} with its tenant_id and host",
+                m.customer,
+                defaults_path.display()
+            ),
+        ));
+    }
+    let display_name = match &m.display_name {
+        Some(n) if n.trim().is_empty() => {
+            problems.push(Problem::service(
+                root.k("display_name"),
+                "empty; expected the app's name as users see it on the consent screen",
+                format!(
+                    "write e.g. \"{} MCP\", or remove the line to get that default",
+                    capitalize(&m.service)
+                ),
+            ));
+            n.clone()
+        }
+        Some(n) if n.chars().count() > 120 => {
+            problems.push(Problem::service(
+                root.k("display_name"),
+                format!("{} characters; expected at most 120", n.chars().count()),
+                "shorten the display name",
+            ));
+            n.clone()
+        }
+        Some(n) => n.clone(),
+        None => format!("{} MCP", capitalize(&m.service)),
+    };
+    if m.proxy_port == 0 {
+        problems.push(Problem::service(
+            root.k("proxy_port"),
+            "0; expected a host port between 1 and 65535",
+            "use the next free port (`entraform new` picks one)",
+        ));
+    }
+    let mut seen_ports = vec![m.proxy_port];
+    for (i, p) in m.host_ports.iter().enumerate() {
+        if *p == 0 || seen_ports.contains(p) {
+            problems.push(Problem::service(
+                root.k("host_ports").i(i),
+                format!(
+                    "{p} is {}; expected distinct host ports other than proxy_port",
+                    if *p == 0 {
+                        "not a port"
+                    } else {
+                        "listed twice"
+                    }
+                ),
+                "list each extra host port once (the proxy port is already reserved)",
+            ));
+        }
+        seen_ports.push(*p);
+    }
+    if let Some(app_id) = &m.app_id
+        && !is_guid(app_id)
+    {
+        problems.push(Problem::service(
+            root.k("app_id"),
+            format!("{app_id:?} is not a GUID; expected the app's Application (client) ID like \"482598f7-540c-462c-9dfd-b957651eb804\""),
+            "copy it from `az ad app list --display-name \"<name>\" --query \"[].appId\" -o tsv`, or remove `app_id:` to find the app by its unique name",
+        ));
+    }
+    if let Some(r) = &m.reference {
+        if r == &m.service {
+            problems.push(Problem::service(
+                root.k("reference"),
+                format!("{r:?} is this service itself; expected another service (e.g. \"frame\") or an appId"),
+                "remove `reference:` from the reference service's own manifest",
+            ));
+        } else if !is_service_name(r) && !is_guid(r) {
+            problems.push(Problem::service(
+                root.k("reference"),
+                format!("{r:?} is neither a service name nor an appId; expected e.g. \"frame\""),
+                "name the service whose app this one must match byte for byte",
+            ));
+        }
+    }
+
+    let (tenant_id, host, verified_domains) = match customer {
+        Some(c) => (
+            c.tenant_id.clone(),
+            c.host.clone(),
+            c.verified_domains.clone(),
+        ),
+        None => (String::new(), String::new(), Vec::new()),
+    };
+
+    // Steps 2–7.
+    let unique_name = ov
+        .unique_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-mcp", m.customer, m.service));
+    if unique_name.is_empty()
+        || unique_name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\'' | '/' | '"' | '\\' | '?' | '#'))
+    {
+        problems.push(Problem::service(
+            ovp.k("unique_name"),
+            format!("{unique_name:?}; expected a non-empty name without spaces, quotes, / \\ ? #"),
+            "it goes into the Graph URL `/applications(uniqueName='…')`; use e.g. \"axe-blueprint-mcp\"",
+        ));
+    }
+    let identifier_uri = ov
+        .identifier_uri
+        .clone()
+        .unwrap_or_else(|| format!("https://{host}/{}/mcp", m.service));
+    if let Some(uri) = &ov.identifier_uri {
+        let ok = match url::Url::parse(uri) {
+            Ok(u) => matches!(u.scheme(), "https" | "http" | "api" | "urn"),
+            Err(_) => false,
+        };
+        if !ok || uri.ends_with('/') || uri.chars().count() > 255 || uri.contains('*') {
+            problems.push(Problem::service(
+                ovp.k("identifier_uri"),
+                format!("{uri:?}; expected an App ID URI like \"https://<host>/<service>/mcp\" or \"api://<appId>\" (no trailing /, no wildcard, at most 255 characters)"),
+                "remove the override to get https://<host>/<service>/mcp",
+            ));
+        }
+    }
+    let sign_in_audience = ov
+        .sign_in_audience
+        .clone()
+        .unwrap_or_else(|| "AzureADMyOrg".into());
+    if !AUDIENCES.contains(&sign_in_audience.as_str()) {
+        problems.push(Problem::service(
+            ovp.k("sign_in_audience"),
+            format!("{sign_in_audience:?}; expected one of: {}", AUDIENCES.join(", ")),
+            "a connector app of one organisation uses AzureADMyOrg (the default): remove the override",
+        ));
+    }
+    let version = ov.requested_access_token_version.unwrap_or(2);
+    if !matches!(version, 1 | 2) {
+        problems.push(Problem::service(
+            ovp.k("requested_access_token_version"),
+            format!("{version}; expected 1 or 2"),
+            "use 2 (the v2 endpoint; checklist §1 step 3)",
+        ));
+    } else if version != 2 && sign_in_audience.contains("Personal") {
+        problems.push(Problem::service(
+            ovp.k("requested_access_token_version"),
+            format!("{version} with sign-in audience {sign_in_audience}; expected 2 (Graph rejects personal-account audiences on v1 tokens with InvalidAccessTokenVersion)"),
+            "use 2",
+        ));
+    }
+    if version != 2 {
+        let uri_host = url::Url::parse(&identifier_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string));
+        if let Some(h) = uri_host
+            && !verified_domains
+                .iter()
+                .any(|v| h == *v || h.ends_with(&format!(".{v}")))
+        {
+            warnings.push(format!(
+                "the App ID URI host {h} is not on a verified domain of the tenant and the token version is {version}: Graph rejects that with HostNameNotOnVerifiedDomain (it accepts any host once requestedAccessTokenVersion is 2)"
+            ));
+        }
+    }
+
+    let so = ov.scope.clone().unwrap_or_default();
+    let scope = ScopeSpec {
+        value: so.value.clone().unwrap_or_else(|| "mcp.access".into()),
+        kind: so.kind.clone().unwrap_or_else(|| "User".into()),
+        admin_consent_display_name: so
+            .admin_consent_display_name
+            .clone()
+            .unwrap_or_else(|| format!("Access {display_name}")),
+        admin_consent_description: so.admin_consent_description.clone().unwrap_or_else(|| {
+            format!("Allows the claude.ai connector to call {display_name} on behalf of the signed-in user.")
+        }),
+        user_consent_display_name: so
+            .user_consent_display_name
+            .clone()
+            .unwrap_or_else(|| format!("Access {display_name}")),
+        user_consent_description: so.user_consent_description.clone().unwrap_or_else(|| {
+            format!("Allows the claude.ai connector to call {display_name} on your behalf.")
+        }),
+    };
+    let sp = ovp.k("scope");
+    if scope.value.is_empty()
+        || scope.value.starts_with('.')
+        || scope.value.chars().any(char::is_whitespace)
+        || scope.value.chars().count() > 120
+    {
+        problems.push(Problem::service(
+            sp.k("value"),
+            format!("{:?}; expected a scope value without spaces, not starting with '.', at most 120 characters", scope.value),
+            "use \"mcp.access\" (the default) unless the server checks another scope",
+        ));
+    }
+    if !matches!(scope.kind.as_str(), "User" | "Admin") {
+        problems.push(Problem::service(
+            sp.k("type"),
+            format!("{:?}; expected \"User\" or \"Admin\"", scope.kind),
+            "use \"User\" so employees can consent for themselves",
+        ));
+    }
+    for (name, v) in [
+        (
+            "admin_consent_display_name",
+            &scope.admin_consent_display_name,
+        ),
+        (
+            "user_consent_display_name",
+            &scope.user_consent_display_name,
+        ),
+    ] {
+        if v.trim().is_empty() {
+            problems.push(Problem::service(
+                sp.k(name),
+                "empty; expected the text of the consent screen",
+                "remove the override to get \"Access <display_name>\"",
+            ));
+        }
+    }
+
+    let redirect_uris = ov
+        .redirect_uris
+        .clone()
+        .unwrap_or_else(|| d.redirect_uris.clone());
+    if let Some(list) = &ov.redirect_uris {
+        if list.is_empty() {
+            problems.push(Problem::service(
+                ovp.k("redirect_uris"),
+                "empty list; expected the connector callbacks",
+                "remove the override to use the redirect URIs of defaults.yaml",
+            ));
+        }
+        for (i, uri) in list.iter().enumerate() {
+            if let Some((msg, hint)) = redirect_uri_problem(uri) {
+                problems.push(Problem::service(ovp.k("redirect_uris").i(i), msg, hint));
+            }
+        }
+    }
+
+    // Step 6 and 9: Graph User.Read first, then what the manifest asks for.
+    let mut rra = vec![ResourceAccessSpec {
+        resource_app_id: MS_GRAPH_APP_ID.into(),
+        access: vec![PermissionSpec {
+            id: USER_READ_SCOPE_ID.into(),
+            kind: "Scope".into(),
+            value: "User.Read".into(),
+        }],
+    }];
+    let mut roles = Vec::new();
+    for (i, req) in m.permissions.iter().enumerate() {
+        let at = root.k("permissions").i(i);
+        let api = match req.api.as_str() {
+            "microsoft-graph" | "graph" => MS_GRAPH_APP_ID.to_string(),
+            other if is_guid(other) => other.to_ascii_lowercase(),
+            other => {
+                problems.push(Problem::service(
+                    at.k("api"),
+                    format!("{other:?}; expected \"microsoft-graph\" or the API's appId (a GUID)"),
+                    "write the resource application's appId",
+                ));
+                continue;
+            }
+        };
+        let is_graph = api == MS_GRAPH_APP_ID;
+        for (list, kind, key) in [
+            (&req.delegated, "Scope", "delegated"),
+            (&req.application, "Role", "application"),
+        ] {
+            for (j, p) in list.iter().enumerate() {
+                let pat = at.k(key).i(j);
+                let id = match p {
+                    PermissionRef::Full(p) if is_guid(&p.id) => p.id.to_ascii_lowercase(),
+                    PermissionRef::Full(p) => {
+                        problems.push(Problem::service(
+                            pat.k("id"),
+                            format!("{:?} is not a GUID; expected the permission's id", p.id),
+                            "find it with `az ad sp show --id <api appId> --query \"oauth2PermissionScopes[].{value:value,id:id}\"` (appRoles for application permissions)",
+                        ));
+                        continue;
+                    }
+                    PermissionRef::Name(name) => {
+                        match is_graph
+                            .then(|| known_graph_permission(name, kind))
+                            .flatten()
+                        {
+                            Some(id) => id.to_string(),
+                            None => {
+                                problems.push(Problem::service(
+                                    pat,
+                                    format!("{name:?} is not a {} permission entraform knows by name; expected `{{value: {name}, id: <GUID>}}`", if is_graph { "Microsoft Graph" } else { "well-known" }),
+                                    format!("write `- {{value: {name}, id: <GUID>}}` with the id from the API's service principal"),
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let spec = PermissionSpec {
+                    id,
+                    kind: kind.into(),
+                    value: p.value().to_string(),
+                };
+                if kind == "Role" {
+                    roles.push(p.value().to_string());
+                }
+                match rra.iter_mut().find(|r| r.resource_app_id == api) {
+                    Some(r) => {
+                        if !r
+                            .access
+                            .iter()
+                            .any(|a| a.id == spec.id && a.kind == spec.kind)
+                        {
+                            r.access.push(spec);
+                        }
+                    }
+                    None => rra.push(ResourceAccessSpec {
+                        resource_app_id: api.clone(),
+                        access: vec![spec],
+                    }),
+                }
+            }
+        }
+    }
+    if !roles.is_empty() {
+        warnings.push(format!(
+            "application permissions ({}) on the connector app: app-only calls (client credentials, e.g. admin send-as) run as the product's own app — for blueprint the Next.js app 2b222356-1c36-48e0-96a3-2c5e0ecbf937 — not as the MCP connector app (checklist §1, known-gaps \"blueprint azure app id confusion\"); entraform declares them but grants no admin consent for them",
+            roles.join(", ")
+        ));
+    }
+
+    // Step 9: one AllPrincipals grant per API with delegated scopes; the app's own scope last.
+    let mut consent = Vec::new();
+    for r in &rra {
+        let scopes: Vec<&str> = r
+            .access
+            .iter()
+            .filter(|a| a.kind == "Scope")
+            .map(|a| a.value.as_str())
+            .collect();
+        if !scopes.is_empty() {
+            consent.push(GrantSpec {
+                resource: GrantResource::App(r.resource_app_id.clone()),
+                scope: scopes.join(" "),
+            });
+        }
+    }
+    consent.push(GrantSpec {
+        resource: GrantResource::SelfApp,
+        scope: scope.value.clone(),
+    });
+
+    // Step 8.
+    let secret_env = ov.secret_env.clone().unwrap_or_else(|| {
+        format!(
+            "AZURE_{}_MCP_CLIENT_SECRET",
+            m.service.to_ascii_uppercase().replace('-', "_")
+        )
+    });
+    if !ENV_NAME.is_match(&secret_env) {
+        problems.push(Problem::service(
+            ovp.k("secret_env"),
+            format!(
+                "{secret_env:?} is not an environment variable name; expected [A-Z_][A-Z0-9_]*"
+            ),
+            "remove the override to get AZURE_<SERVICE>_MCP_CLIENT_SECRET",
+        ));
+    }
+    let vault_path = ov
+        .vault_path
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}/mcp-client-secret", m.service, m.customer));
+    if vault_path.is_empty()
+        || vault_path.starts_with('/')
+        || vault_path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        problems.push(Problem::service(
+            ovp.k("vault_path"),
+            format!("{vault_path:?}; expected a relative path without spaces like \"<service>/<customer>/mcp-client-secret\""),
+            "remove the override to get <service>/<customer>/mcp-client-secret",
+        ));
+    }
+    let lifetime_days = ov.secret_lifetime_days.unwrap_or(d.secret.lifetime_days);
+    if ov.secret_lifetime_days.is_some() {
+        check_lifetime(
+            lifetime_days,
+            ovp.k("secret_lifetime_days"),
+            Origin::Service,
+            &mut problems,
+        );
+    }
+    let vault = match &m.vault {
+        Some(v) => {
+            check_vault(v, root.k("vault"), Origin::Service, &mut problems);
+            v.clone()
+        }
+        None => d.vault.clone(),
+    };
+
+    // The fragments.
+    let container_name = ov
+        .container_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-mcp", m.service));
+    if !NETWORK.is_match(&container_name) {
+        problems.push(Problem::service(
+            ovp.k("container_name"),
+            format!(
+                "{container_name:?} is not a container name; expected [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+            ),
+            "remove the override to get <service>-mcp",
+        ));
+    }
+    let container_port = ov.container_port.unwrap_or(3000);
+    if container_port == 0 {
+        problems.push(Problem::service(
+            ovp.k("container_port"),
+            "0; expected the port the MCP server listens on inside its container",
+            "remove the override to get 3000",
+        ));
+    }
+    let proxy_name = ov
+        .proxy_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-mcp-proxy", d.organisation, m.service));
+    if !NETWORK.is_match(&proxy_name) {
+        problems.push(Problem::service(
+            ovp.k("proxy_name"),
+            format!("{proxy_name:?} is not a container name; expected [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+            "remove the override to get <organisation>-<service>-mcp-proxy",
+        ));
+    }
+    let upstream_host = ov
+        .upstream_host
+        .clone()
+        .unwrap_or_else(|| d.tunnel.upstream_host.clone());
+    if let Some(h) = &ov.upstream_host
+        && let Some((msg, hint)) = upstream_problem(h)
+    {
+        problems.push(Problem::service(ovp.k("upstream_host"), msg, hint));
+    }
+    let networks = ov
+        .networks
+        .clone()
+        .unwrap_or_else(|| d.compose.networks.clone());
+    if let Some(list) = &ov.networks {
+        for (i, n) in list.iter().enumerate() {
+            if !NETWORK.is_match(n) {
+                problems.push(Problem::service(
+                    ovp.k("networks").i(i),
+                    format!(
+                        "{n:?} is not a docker network name; expected [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+                    ),
+                    "use the shared network's name, e.g. \"artemis\"",
+                ));
+            }
+        }
+    }
+    let allowed_hosts = ov.allowed_hosts.clone().unwrap_or_else(|| {
+        let mut v = vec![format!("{container_name}:*")];
+        v.extend(d.allowed_hosts.iter().cloned());
+        v.push(host.clone());
+        v
+    });
+    let allowed_origins = ov.allowed_origins.clone().unwrap_or_else(|| {
+        let mut v = vec![format!("https://{host}")];
+        v.extend(d.allowed_origins.iter().cloned());
+        v
+    });
+    if let Some(list) = &ov.allowed_origins {
+        for (i, o) in list.iter().enumerate() {
+            if let Some((msg, hint)) = origin_problem(o) {
+                problems.push(Problem::service(ovp.k("allowed_origins").i(i), msg, hint));
+            }
+        }
+    }
+    let deploy = DeploySpec {
+        proxy_port: m.proxy_port,
+        container_name: container_name.clone(),
+        container_port,
+        proxy_name,
+        upstream_host,
+        tunnel_config: d.tunnel.config.clone(),
+        networks,
+        allowed_hosts,
+        allowed_origins,
+        uses_postgres: m.uses_postgres,
+        env_file: ov
+            .env_file
+            .clone()
+            .unwrap_or_else(|| join(&d.paths.services, &format!("{}/.env", m.service))),
+        compose_env_file: ov
+            .compose_env_file
+            .clone()
+            .unwrap_or_else(|| d.compose.env_file.clone()),
+        build_context: ov
+            .build_context
+            .clone()
+            .unwrap_or_else(|| d.compose.build_context.clone()),
+        dockerfile: ov
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| d.compose.dockerfile.clone()),
+        proxy_dir: ov
+            .proxy_dir
+            .clone()
+            .unwrap_or_else(|| join(&d.paths.root, &format!("{}-mcp-proxy", m.service))),
+        caddy_image: ov
+            .caddy_image
+            .clone()
+            .unwrap_or_else(|| d.compose.caddy_image.clone()),
+    };
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Desired {
+        service: m.service.clone(),
+        customer: m.customer.clone(),
+        tenant_id,
+        host,
+        verified_domains,
+        display_name,
+        unique_name,
+        app_id: m.app_id.as_ref().map(|a| a.to_ascii_lowercase()),
+        app: AppSpec {
+            identifier_uri,
+            sign_in_audience,
+            requested_access_token_version: version,
+            scopes: vec![scope],
+            redirect_uris,
+            required_resource_access: rra,
+            enable_id_token_issuance: ov.enable_id_token_issuance.unwrap_or(true),
+            enable_access_token_issuance: ov.enable_access_token_issuance.unwrap_or(false),
+        },
+        consent,
+        secret: SecretSpec {
+            env: secret_env,
+            vault_path,
+            lifetime_days,
+            display_name: ov
+                .secret_display_name
+                .clone()
+                .unwrap_or_else(|| format!("entraform {}", m.service)),
+        },
+        vault,
+        deploy,
+        reference: m.reference.clone(),
+        source: source.to_path_buf(),
+        warnings,
+    })
+}
