@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod desired;
 pub mod drift;
+pub mod emulator;
 pub mod error;
 pub mod exit;
 pub mod explain;

@@ -10,6 +10,7 @@ mod completions;
 mod explain;
 mod new;
 mod schema;
+mod emulator;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
@@ -22,6 +23,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
             let _ = &global;
             Err(Error::other("not implemented yet", None))
         }
-        Command::Emulator(_) => Err(Error::other("not implemented yet", None)),
+        Command::Emulator(args) => emulator::run(args, printer).await,
     }
 }
