@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit;
 pub mod graph;
 pub mod manifest;
+pub mod observed;
 pub mod printer;
 pub mod secret;
 pub mod vault;
