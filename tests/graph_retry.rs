@@ -15,11 +15,16 @@ use entraform::graph::{BatchRequest, GraphClient, GraphRequest, RetryPolicy, Tok
 use entraform::secret::Secret;
 use serde_json::{Value, json};
 
+/// One scripted answer: status, headers, JSON body.
+type Answer = (u16, Vec<(&'static str, String)>, Value);
+/// One request as seen: method, URI, JSON body, Authorization header.
+type Seen = (String, String, Value, Option<String>);
+
 /// What the server answers, in order; the last one repeats.
 #[derive(Clone)]
 struct Script {
-    answers: Arc<Mutex<VecDeque<(u16, Vec<(&'static str, String)>, Value)>>>,
-    seen: Arc<Mutex<Vec<(String, String, Value, Option<String>)>>>,
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn handler(
@@ -57,7 +62,7 @@ async fn handler(
     resp
 }
 
-async fn serve(answers: Vec<(u16, Vec<(&'static str, String)>, Value)>) -> (GraphClient, Script) {
+async fn serve(answers: Vec<Answer>) -> (GraphClient, Script) {
     let script = Script {
         answers: Arc::new(Mutex::new(answers.into())),
         seen: Arc::default(),
