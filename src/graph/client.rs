@@ -508,13 +508,15 @@ impl GraphClient {
         let url = format!("{}{}", self.inner.base, req.path);
         let method_s = req.method.to_string();
         let mut attempt = 0u32;
+        let mut sent = 0u32;
         let mut replication_retries = 0u32;
         let mut replication_waited = Duration::ZERO;
         let mut refreshed = false;
         loop {
             attempt += 1;
+            sent += 1;
             let counters = &self.inner.counters;
-            if attempt > 1 || count_first {
+            if sent > 1 || count_first {
                 counters.round_trips.fetch_add(1, Ordering::Relaxed);
             }
             let token = self.bearer(false).await?;

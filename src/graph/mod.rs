@@ -231,6 +231,7 @@ impl GraphClient {
     /// Turn one inner response into an answer; follows `@odata.nextLink` when Graph pages.
     async fn answer(&self, q: &Query, resp: BatchResponse) -> Result<Answer, GraphError> {
         let collection = requests::is_collection(q);
+        let path = resp.path.clone();
         let Some(body) = resp.into_json::<Value>()? else {
             return Ok(empty_answer(q));
         };
@@ -238,10 +239,11 @@ impl GraphClient {
             client: &GraphClient,
             body: Value,
             collection: bool,
+            path: &str,
         ) -> Result<Vec<T>, GraphError> {
             let decode = |e: serde_json::Error| GraphError::Decode {
                 method: "GET".into(),
-                path: String::new(),
+                path: path.to_string(),
                 message: e.to_string(),
             };
             if collection {
@@ -252,11 +254,11 @@ impl GraphClient {
             }
         }
         Ok(match q {
-            Query::Application(_) => Answer::Applications(items(self, body, collection).await?),
+            Query::Application(_) => Answer::Applications(items(self, body, collection, &path).await?),
             Query::ServicePrincipal(_) => {
-                Answer::ServicePrincipals(items(self, body, collection).await?)
+                Answer::ServicePrincipals(items(self, body, collection, &path).await?)
             }
-            Query::GrantsOf(_) => Answer::Grants(items(self, body, collection).await?),
+            Query::GrantsOf(_) => Answer::Grants(items(self, body, collection, &path).await?),
         })
     }
 }
