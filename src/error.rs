@@ -25,6 +25,9 @@ pub enum Error {
     /// A manifest or the defaults file cannot be used (located diagnostics).
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    /// Microsoft Graph or the login endpoint refused or failed.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
     /// Anything else, with a fix.
     #[error("{message}")]
     Other {
@@ -61,6 +64,7 @@ impl Error {
         match self {
             Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
             Error::Manifest(e) => e.hint(),
+            Error::Graph(e) => e.hint(),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Some("check the path".into()),
                 std::io::ErrorKind::PermissionDenied => {
@@ -79,6 +83,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Vault(_) => "vault",
             Error::Manifest(_) => "manifest",
+            Error::Graph(_) => "graph",
             Error::Other { .. } => "other",
         }
     }

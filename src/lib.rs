@@ -16,6 +16,7 @@ pub mod explain;
 pub mod graph;
 pub mod manifest;
 pub mod plan;
+pub mod observed;
 pub mod printer;
 pub mod scaffold;
 pub mod secret;
