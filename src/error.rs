@@ -19,6 +19,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Rendering the fragments or merging them into existing files failed.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
     /// Anything else, with a fix.
     #[error("{message}")]
     Other {
@@ -54,6 +57,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
+            Error::Render(e) => e.hint(),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Some("check the path".into()),
                 std::io::ErrorKind::PermissionDenied => {
@@ -69,6 +73,7 @@ impl Error {
         match self {
             Error::Usage { .. } => "usage",
             Error::Io { .. } => "io",
+            Error::Render(_) => "render",
             Error::Other { .. } => "other",
         }
     }

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod graph;
 pub mod manifest;
 pub mod printer;
+pub mod render;
 pub mod secret;
 pub mod vault;
 

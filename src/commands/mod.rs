@@ -7,12 +7,14 @@ use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 mod completions;
+mod render;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
     match cli.command {
         Command::Completions(args) => completions::run(args, printer),
-        Command::Render(_) | Command::New(_) | Command::Explain(_) | Command::Schema(_) => {
+        Command::Render(args) => render::run(args, &global, printer),
+        Command::New(_) | Command::Explain(_) | Command::Schema(_) => {
             let _ = &global;
             Err(Error::other("not implemented yet", None))
         }
