@@ -73,7 +73,10 @@ fn customers_entry_has_the_values() {
         app["scopes"],
         serde_yaml::from_str::<Value>("[https://axe.axelabs.ai/blueprint/mcp/mcp.access]").unwrap()
     );
-    assert_eq!(app["client_secret_env"], "AZURE_BLUEPRINT_MCP_CLIENT_SECRET");
+    assert_eq!(
+        app["client_secret_env"],
+        "AZURE_BLUEPRINT_MCP_CLIENT_SECRET"
+    );
     let svc = &v["services"]["blueprint"];
     assert_eq!(svc["env_file"], "/Users/axe/blueprint/.env");
     let secret = &svc["secrets"][0];
@@ -146,7 +149,12 @@ fn compose_fragment_has_the_values() {
         mcp["networks"]["default"]["aliases"],
         serde_yaml::from_str::<Value>("[blueprint-mcp]").unwrap()
     );
-    assert!(mcp["networks"].as_mapping().unwrap().contains_key("artemis"));
+    assert!(
+        mcp["networks"]
+            .as_mapping()
+            .unwrap()
+            .contains_key("artemis")
+    );
     assert_eq!(
         mcp["healthcheck"]["test"],
         serde_yaml::from_str::<Value>(r#"["CMD","curl","-fsS","http://127.0.0.1:3000/health"]"#)
@@ -193,7 +201,9 @@ fn caddyfile_shape() {
     assert!(caddy.contains("\t\tlb_try_duration 5s\n\t\tlb_try_interval 250ms\n"));
     assert!(caddy.contains("\t\theader_up Host {http.request.host}\n"));
     assert!(caddy.contains("\tencode gzip\n"));
-    assert!(caddy.contains("\tlog {\n\t\toutput stdout\n\t\tformat console\n\t\tlevel INFO\n\t}\n"));
+    assert!(
+        caddy.contains("\tlog {\n\t\toutput stdout\n\t\tformat console\n\t\tlevel INFO\n\t}\n")
+    );
     assert!(!caddy.contains(';'), "Caddyfile has no `;` separator");
     assert!(!caddy.contains("handle_path"));
     assert!(caddy.lines().any(|l| l == ":80 {"));
@@ -261,7 +271,11 @@ fn template_overrides() {
     );
 
     // A typo in an override fails loudly, naming the template and line.
-    fs::write(dir.path().join("Caddyfile.j2"), ":80 {\n\t{{ deploy.proxy_prot }}\n}\n").unwrap();
+    fs::write(
+        dir.path().join("Caddyfile.j2"),
+        ":80 {\n\t{{ deploy.proxy_prot }}\n}\n",
+    )
+    .unwrap();
     let err = render_all(&blueprint(), Some(CLIENT_ID), Some(dir.path())).unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -358,7 +372,9 @@ fn caddy_validates_and_is_formatted() {
             .env("HOME", dir.path());
     };
     let mut validate = Command::new(&caddy);
-    validate.args(["validate", "--adapter", "caddyfile", "--config"]).arg(&file);
+    validate
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(&file);
     xdg(&mut validate);
     let (code, stdout, stderr) = run(&mut validate);
     assert_eq!(code, 0, "caddy validate failed:\n{stdout}\n{stderr}");
@@ -381,7 +397,9 @@ fn caddy_validates_and_is_formatted() {
     );
     fs::write(&file, seed).unwrap();
     let mut validate = Command::new(&caddy);
-    validate.args(["validate", "--adapter", "caddyfile", "--config"]).arg(&file);
+    validate
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(&file);
     xdg(&mut validate);
     let (code, _, stderr) = run(&mut validate);
     assert_ne!(code, 0, "the one-line log block must be refused:\n{stderr}");
@@ -430,7 +448,10 @@ fn compose_v2_accepts_the_fragment() {
     no_pg.deploy.uses_postgres = false;
     let f2 = render_all(&no_pg, Some(CLIENT_ID), None).unwrap();
     let (code, out, err) = compose_check(&compose, fragment(&f2, "compose.mcp.yaml"), false);
-    assert_eq!(code, 0, "compose config -q failed (no postgres):\n{out}\n{err}");
+    assert_eq!(
+        code, 0,
+        "compose config -q failed (no postgres):\n{out}\n{err}"
+    );
 
     // And it does catch a broken file (so a pass above means something).
     let broken = fragment(&f, "compose.mcp.yaml").replace("interval: 30s", "interval: 30 seconds");

@@ -131,7 +131,14 @@ fn merge_file(
             warnings: merged.warnings,
         });
     }
-    let mut backup = real.clone().into_os_string();
+    // Next to the file that is written; named as the user named it unless that was a link.
+    let is_link = fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink());
+    let mut backup = if is_link {
+        real.clone()
+    } else {
+        file.to_path_buf()
+    }
+    .into_os_string();
     backup.push(".bak");
     let backup = PathBuf::from(backup);
     write_atomic(&backup, text.as_bytes(), Some(&meta))?;
@@ -286,6 +293,9 @@ struct Edit {
     start: usize,
     end: usize,
     text: String,
+    /// Children of an empty key go right under it, above anything else inserted at the same
+    /// offset (e.g. a sibling key appended to the enclosing mapping that ends on that line).
+    under_key: bool,
 }
 
 /// Plans edits against one parsed document and tracks the document they should produce.
@@ -300,13 +310,20 @@ struct Planner<'a> {
     conflicts: Vec<Conflict>,
     /// The original document with the planned changes applied (the self-check's reference).
     expected: Value,
+    /// The file had no document (empty, or only comments): new top-level keys go at the end.
+    root_empty: bool,
 }
 
+/// A yamlpath route; numeric parts are list indices (keys here are names that start with a
+/// letter: services, customers, fields).
 fn route(parts: &[&str]) -> Route<'static> {
     Route::from(
         parts
             .iter()
-            .map(|p| Component::from(p.to_string()))
+            .map(|p| match p.parse::<usize>() {
+                Ok(i) => Component::from(i),
+                Err(_) => Component::from(p.to_string()),
+            })
             .collect::<Vec<_>>(),
     )
 }
@@ -340,6 +357,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             warnings: Vec::new(),
             conflicts: Vec::new(),
+            root_empty: expected.is_null(),
             expected,
         }
     }
@@ -403,6 +421,7 @@ impl<'a> Planner<'a> {
             start: at,
             end: at,
             text,
+            under_key: false,
         });
     }
 
@@ -412,7 +431,7 @@ impl<'a> Planner<'a> {
         let mut full: Vec<&str> = parent.to_vec();
         full.push(key);
         let feature = if parent.is_empty() {
-            if matches!(self.expected_at(&[]), Some(Value::Null) | None) {
+            if self.root_empty {
                 // An empty file (or only comments): append at the end.
                 let mut text = String::new();
                 emit_entry(&mut text, 0, self.step, key, node);
@@ -475,6 +494,7 @@ impl<'a> Planner<'a> {
                 start: f.location.byte_span.0,
                 end: f.location.byte_span.1,
                 text: String::new(),
+                under_key: false,
             });
         }
         let Some(key_at) = self.key_offset(at) else {
@@ -489,6 +509,9 @@ impl<'a> Planner<'a> {
         let mut text = String::new();
         emit_children(&mut text, indent, self.step, node);
         self.insert(pos, lead, text);
+        if let Some(last) = self.edits.last_mut() {
+            last.under_key = true;
+        }
         match (self.expected_at_mut(at), node.value()) {
             (Some(slot @ Value::Null), value) => *slot = value,
             (Some(Value::Mapping(m)), Value::Mapping(add)) => m.extend(add),
@@ -537,6 +560,7 @@ impl<'a> Planner<'a> {
                 start: f.location.byte_span.0,
                 end: f.location.byte_span.1,
                 text: node.flow(),
+                under_key: false,
             }),
             None => {
                 // `key:` with nothing after it: the value goes right after the colon.
@@ -552,6 +576,7 @@ impl<'a> Planner<'a> {
                     start: colon + 1,
                     end: colon + 1,
                     text: format!(" {}", node.flow()),
+                    under_key: false,
                 });
             }
         }
@@ -693,9 +718,14 @@ impl<'a> Planner<'a> {
             });
         }
         let mut edits: Vec<(usize, Edit)> = self.edits.into_iter().enumerate().collect();
-        // Later offsets first; at the same offset the later-planned edit goes in first, so the
-        // earlier-planned one ends up above it.
-        edits.sort_by(|(ia, a), (ib, b)| b.start.cmp(&a.start).then(ib.cmp(ia)));
+        // Later offsets first. At the same offset the edit applied last ends up on top: children
+        // of an empty key go last, and otherwise the earlier-planned edit ends up above.
+        edits.sort_by(|(ia, a), (ib, b)| {
+            b.start
+                .cmp(&a.start)
+                .then(a.under_key.cmp(&b.under_key))
+                .then(ib.cmp(ia))
+        });
         let mut text = self.src.to_owned();
         for (_, edit) in edits {
             let insert = if line_ending_crlf {

@@ -133,8 +133,9 @@ pub fn service(name: &str, proxy_port: u16, app_id: Option<&str>) -> Desired {
 
 /// An external validator: found → Some(path); absent → None after a printed note, or a panic
 /// when `ENTRAFORM_REQUIRE_TOOLS=1` (CI installs every tool).
+#[allow(clippy::print_stderr)] // the skip note is the point
 pub fn tool(name: &str, env_var: Option<&str>) -> Option<PathBuf> {
-    let found = match env_var.and_then(|v| std::env::var_os(v)) {
+    let found = match env_var.and_then(std::env::var_os) {
         Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
         None => find_in_path(name),
     };
