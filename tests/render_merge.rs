@@ -644,3 +644,219 @@ fn cloudflared_merge_layouts() {
         assert_eq!(again.text, merged.text, "{name}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generated customers.yaml files
+// ---------------------------------------------------------------------------------------------
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct File {
+        step: usize,
+        /// `key:\n  - item` (true) or `key:\n- item` (false).
+        indent_dash: bool,
+        /// (customer, [app names]); `axe` may or may not be among them.
+        apps: Option<Vec<(String, Vec<String>)>>,
+        /// (service, [secret envs]).
+        services: Option<Vec<(String, Vec<String>)>>,
+        /// Where comment lines go (indices into the generated lines).
+        comments: Vec<usize>,
+        trailing_newline: bool,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "axe",
+            "realchoice",
+            "frame",
+            "hive",
+            "index",
+            "blueprint",
+            "zeta",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn file() -> impl Strategy<Value = File> {
+        let apps =
+            prop::collection::btree_map(name(), prop::collection::btree_set(name(), 0..3), 1..4)
+                .prop_map(|m| {
+                    m.into_iter()
+                        .map(|(c, a)| (c, a.into_iter().filter(|a| a != "blueprint").collect()))
+                        .collect::<Vec<(String, Vec<String>)>>()
+                });
+        let services = prop::collection::btree_map(
+            name(),
+            prop::collection::btree_set("[A-Z]{2,6}_SECRET", 0..3),
+            1..4,
+        )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(s, e)| (s, e.into_iter().collect()))
+                .collect::<Vec<(String, Vec<String>)>>()
+        });
+        (
+            prop::sample::select(vec![2usize, 4]),
+            any::<bool>(),
+            prop::option::of(apps),
+            prop::option::of(services),
+            prop::collection::vec(0usize..40, 0..6),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(step, indent_dash, apps, services, comments, trailing_newline)| File {
+                    step,
+                    indent_dash,
+                    apps,
+                    services,
+                    comments,
+                    trailing_newline,
+                },
+            )
+    }
+
+    fn render(f: &File) -> String {
+        let pad = |n: usize| " ".repeat(n * f.step);
+        let dash = |n: usize| if f.indent_dash { pad(n) } else { pad(n - 1) };
+        let mut lines = vec!["# customers".to_owned(), "org: axelabs".to_owned()];
+        if let Some(apps) = &f.apps {
+            lines.push("azure_apps:".into());
+            for (customer, names) in apps {
+                if names.is_empty() {
+                    lines.push(format!("{}{customer}: {{}}", pad(1)).replace(": {}", ":"));
+                    lines.push(format!("{}other: 1", pad(2)));
+                    continue;
+                }
+                lines.push(format!("{}{customer}:", pad(1)));
+                for app in names {
+                    lines.push(format!("{}{app}_mcp:", pad(2)));
+                    lines.push(format!("{}client_id: \"{app}-id\"", pad(3)));
+                    lines.push(format!("{}scopes:", pad(3)));
+                    lines.push(format!("{}- \"https://x/{app}/mcp/mcp.access\"", dash(4)));
+                }
+            }
+        }
+        if let Some(services) = &f.services {
+            lines.push("services:".into());
+            for (service, envs) in services {
+                lines.push(format!("{}{service}:", pad(1)));
+                lines.push(format!("{}env_file: \"/Users/axe/{service}/.env\"", pad(2)));
+                if envs.is_empty() {
+                    continue;
+                }
+                lines.push(format!("{}secrets:", pad(2)));
+                for env in envs {
+                    lines.push(format!(
+                        "{}- {{ env: {env}, vault: \"{service}/x\" }}",
+                        dash(3)
+                    ));
+                }
+            }
+        }
+        for &at in f.comments.iter().rev() {
+            let at = at.min(lines.len());
+            // Indent like the next line so the comment reads as part of its block.
+            let indent = lines
+                .get(at)
+                .map(|l| l.len() - l.trim_start().len())
+                .unwrap_or(0);
+            lines.insert(at, format!("{}# note {at}", " ".repeat(indent)));
+        }
+        let mut text = lines.join("\n");
+        if f.trailing_newline {
+            text.push('\n');
+        }
+        text
+    }
+
+    proptest! {
+        #[test]
+        fn merge_keeps_everything_and_is_idempotent(f in file()) {
+            let mut d = blueprint();
+            // blueprint's env_file as the generator writes it, so an existing entry agrees.
+            d.deploy.env_file = "/Users/axe/blueprint/.env".into();
+            let text = render(&f);
+            let p = Path::new("customers.yaml");
+            let merged = match merge_customers_text(&text, p, &d, Some(CLIENT_ID), false) {
+                Ok(m) => m,
+                Err(e) => return Err(TestCaseError::fail(format!("{e}\n---\n{text}"))),
+            };
+            assert_lines_kept(&text, &merged.text);
+            let again = merge_customers_text(&merged.text, p, &d, Some(CLIENT_ID), false).unwrap();
+            prop_assert_eq!(&again.text, &merged.text);
+            prop_assert!(again.actions.is_empty());
+
+            let v = yaml(&merged.text);
+            prop_assert_eq!(&v["azure_apps"]["axe"]["blueprint_mcp"]["client_id"], CLIENT_ID);
+            let secrets = v["services"]["blueprint"]["secrets"].as_sequence().unwrap();
+            prop_assert_eq!(
+                &secrets.last().unwrap()["vault"],
+                "blueprint/axe/mcp-client-secret"
+            );
+            // Everything that was there is still there, unchanged.
+            let before = yaml(&text);
+            if let Value::Mapping(before) = before {
+                for (k, old) in &before {
+                    let new = &v[k.as_str().unwrap()];
+                    if k == "azure_apps" || k == "services" {
+                        let (Value::Mapping(old), Value::Mapping(new)) = (old, new) else {
+                            continue;
+                        };
+                        for (k2, old2) in old {
+                            let mut new2 = new[k2].clone();
+                            if k == "azure_apps" && k2 == "axe" {
+                                if let Value::Mapping(m) = &mut new2 {
+                                    m.remove("blueprint_mcp");
+                                    if m.is_empty() { new2 = Value::Null; }
+                                }
+                            }
+                            if k == "services" && k2 == "blueprint" {
+                                if let Some(Value::Sequence(s)) = new2.get_mut("secrets") {
+                                    s.pop();
+                                }
+                                if old2.get("secrets").is_none() {
+                                    new2.as_mapping_mut().unwrap().remove("secrets");
+                                }
+                            }
+                            prop_assert_eq!(old2, &new2, "{} {}", k.as_str().unwrap(), k2.as_str().unwrap());
+                        }
+                    } else {
+                        prop_assert_eq!(old, new);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn customers_scopes_and_empty_values() {
+    let d = blueprint();
+    let p = Path::new("customers.yaml");
+    let text = "azure_apps:\n  axe:\n    blueprint_mcp:\n      client_id:\n      scopes:\n        - \"https://old/mcp.access\"\n      note: keep me\n";
+    let err = merge_customers_text(text, p, &d, Some(CLIENT_ID), false).unwrap_err();
+    let RenderError::Conflict { conflicts, .. } = &err else {
+        panic!("{err}");
+    };
+    // The empty client_id is filled in, not a conflict; the other scope list is.
+    assert_eq!(conflicts.len(), 1, "{err}");
+    assert_eq!(conflicts[0].line, 6);
+    assert_eq!(conflicts[0].what, "azure_apps.axe.blueprint_mcp.scopes");
+
+    let merged = merge_customers_text(text, p, &d, Some(CLIENT_ID), true).unwrap();
+    let v = yaml(&merged.text);
+    let app = &v["azure_apps"]["axe"]["blueprint_mcp"];
+    assert_eq!(app["client_id"], CLIENT_ID);
+    assert_eq!(
+        app["scopes"][0],
+        "https://axe.axelabs.ai/blueprint/mcp/mcp.access"
+    );
+    assert_eq!(app["scopes"].as_sequence().unwrap().len(), 1);
+    assert_eq!(app["note"], "keep me");
+    assert!(merged.text.contains("      note: keep me\n"));
+    let again = merge_customers_text(&merged.text, p, &d, Some(CLIENT_ID), false).unwrap();
+    assert_eq!(again.text, merged.text);
+}

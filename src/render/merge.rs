@@ -293,9 +293,11 @@ struct Edit {
     start: usize,
     end: usize,
     text: String,
-    /// Children of an empty key go right under it, above anything else inserted at the same
-    /// offset (e.g. a sibling key appended to the enclosing mapping that ends on that line).
-    under_key: bool,
+    /// Indentation of the inserted lines. Inserts at the same offset are stacked deepest
+    /// first: children of an empty key, then an entry of the mapping that ends on that line,
+    /// then one of its parent, and so on. A list item ranks deeper than a key at the same
+    /// indentation (`secrets:` items written without indenting the dash).
+    depth: (usize, bool),
 }
 
 /// Plans edits against one parsed document and tracks the document they should produce.
@@ -312,6 +314,8 @@ struct Planner<'a> {
     expected: Value,
     /// The file had no document (empty, or only comments): new top-level keys go at the end.
     root_empty: bool,
+    /// An insert goes at the end of a file that does not end with a newline.
+    missing_final_newline: bool,
 }
 
 /// A yamlpath route; numeric parts are list indices (keys here are names that start with a
@@ -358,6 +362,7 @@ impl<'a> Planner<'a> {
             warnings: Vec::new(),
             conflicts: Vec::new(),
             root_empty: expected.is_null(),
+            missing_final_newline: false,
             expected,
         }
     }
@@ -412,16 +417,15 @@ impl<'a> Planner<'a> {
     }
 
     fn insert(&mut self, at: usize, leading_newline: bool, text: String) {
-        let text = if leading_newline {
-            format!("\n{text}")
-        } else {
-            text
-        };
+        // No newline at the end of the file: `finish` adds one, once, before the inserts.
+        self.missing_final_newline |= leading_newline;
+        let body = text.trim_start_matches(' ');
+        let depth = (text.len() - body.len(), body.starts_with("- "));
         self.edits.push(Edit {
             start: at,
             end: at,
             text,
-            under_key: false,
+            depth,
         });
     }
 
@@ -494,7 +498,7 @@ impl<'a> Planner<'a> {
                 start: f.location.byte_span.0,
                 end: f.location.byte_span.1,
                 text: String::new(),
-                under_key: false,
+                depth: (0, false),
             });
         }
         let Some(key_at) = self.key_offset(at) else {
@@ -509,9 +513,6 @@ impl<'a> Planner<'a> {
         let mut text = String::new();
         emit_children(&mut text, indent, self.step, node);
         self.insert(pos, lead, text);
-        if let Some(last) = self.edits.last_mut() {
-            last.under_key = true;
-        }
         match (self.expected_at_mut(at), node.value()) {
             (Some(slot @ Value::Null), value) => *slot = value,
             (Some(Value::Mapping(m)), Value::Mapping(add)) => m.extend(add),
@@ -560,7 +561,7 @@ impl<'a> Planner<'a> {
                 start: f.location.byte_span.0,
                 end: f.location.byte_span.1,
                 text: node.flow(),
-                under_key: false,
+                depth: (0, false),
             }),
             None => {
                 // `key:` with nothing after it: the value goes right after the colon.
@@ -576,7 +577,7 @@ impl<'a> Planner<'a> {
                     start: colon + 1,
                     end: colon + 1,
                     text: format!(" {}", node.flow()),
-                    under_key: false,
+                    depth: (0, false),
                 });
             }
         }
@@ -717,16 +718,24 @@ impl<'a> Planner<'a> {
                 conflicts: self.conflicts,
             });
         }
+        let mut text = self.src.to_owned();
         let mut edits: Vec<(usize, Edit)> = self.edits.into_iter().enumerate().collect();
-        // Later offsets first. At the same offset the edit applied last ends up on top: children
-        // of an empty key go last, and otherwise the earlier-planned edit ends up above.
+        if self.missing_final_newline {
+            let nl = if line_ending_crlf { "\r\n" } else { "\n" };
+            text.push_str(nl);
+            for (_, e) in edits.iter_mut().filter(|(_, e)| e.start == self.src.len()) {
+                e.start += nl.len();
+                e.end += nl.len();
+            }
+        }
+        // Later offsets first. At the same offset the edit applied last ends up on top: the
+        // deepest insert goes last, and at equal depth the earlier-planned one ends up above.
         edits.sort_by(|(ia, a), (ib, b)| {
             b.start
                 .cmp(&a.start)
-                .then(a.under_key.cmp(&b.under_key))
+                .then(a.depth.cmp(&b.depth))
                 .then(ib.cmp(ia))
         });
-        let mut text = self.src.to_owned();
         for (_, edit) in edits {
             let insert = if line_ending_crlf {
                 edit.text.replace('\n', "\r\n")
