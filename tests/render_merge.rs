@@ -807,11 +807,11 @@ mod generated {
                         };
                         for (k2, old2) in old {
                             let mut new2 = new[k2].clone();
-                            if k == "azure_apps" && k2 == "axe" {
-                                if let Value::Mapping(m) = &mut new2 {
-                                    m.remove("blueprint_mcp");
-                                    if m.is_empty() { new2 = Value::Null; }
-                                }
+                            if k == "azure_apps"
+                                && k2 == "axe"
+                                && let Value::Mapping(m) = &mut new2
+                            {
+                                m.remove("blueprint_mcp");
                             }
                             if k == "services" && k2 == "blueprint" {
                                 if let Some(Value::Sequence(s)) = new2.get_mut("secrets") {
