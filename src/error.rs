@@ -28,6 +28,9 @@ pub enum Error {
     /// Microsoft Graph or the login endpoint refused or failed.
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
+    /// Rendering the fragments or merging them into existing files failed.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
     /// Anything else, with a fix.
     #[error("{message}")]
     Other {
@@ -65,6 +68,7 @@ impl Error {
             Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
             Error::Manifest(e) => e.hint(),
             Error::Graph(e) => e.hint(),
+            Error::Render(e) => e.hint(),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Some("check the path".into()),
                 std::io::ErrorKind::PermissionDenied => {
@@ -84,6 +88,7 @@ impl Error {
             Error::Vault(_) => "vault",
             Error::Manifest(_) => "manifest",
             Error::Graph(_) => "graph",
+            Error::Render(_) => "render",
             Error::Other { .. } => "other",
         }
     }

@@ -123,7 +123,7 @@ fn minimal_manifest_derives_everything() {
     assert_eq!(d.deploy.container_name, "my-books-mcp");
     assert_eq!(d.deploy.container_port, 3000);
     assert_eq!(d.deploy.networks, ["artemis"]);
-    assert_eq!(d.deploy.env_file, "~/my-books/.env");
+    assert_eq!(d.deploy.env_file, "/Users/axe/my-books/.env");
     assert_eq!(d.deploy.proxy_dir, "~/.axe/my-books-mcp-proxy");
     assert_eq!(d.consent.len(), 2);
     assert_eq!(d.consent[0].scope, "User.Read");

@@ -7,10 +7,11 @@ use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 mod completions;
+mod emulator;
 mod explain;
 mod new;
+mod render;
 mod schema;
-mod emulator;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
@@ -19,10 +20,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::New(args) => new::run(args, &global, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
-        Command::Render(_) => {
-            let _ = &global;
-            Err(Error::other("not implemented yet", None))
-        }
+        Command::Render(args) => render::run(args, &global, printer),
         Command::Emulator(args) => emulator::run(args, printer).await,
     }
 }
