@@ -59,6 +59,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what converging the nine steps would change (exit 3 when anything would).
+    Plan(PlanArgs),
+    /// Converge the nine steps, put a new secret in the vault, render the fragments.
+    Apply(ApplyArgs),
     /// Render the four deployment fragments of a service.
     Render(RenderArgs),
     /// Scaffold a new service manifest.
@@ -71,6 +75,29 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Run the local Microsoft Graph + Entra login emulator.
     Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The service manifest.
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The service manifest.
+    pub manifest: PathBuf,
+    /// Run against an in-process emulator seeded with the reference app and a file vault under
+    /// `.entraform/sandbox/` (no tenant needed).
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Where to write the fragments (default: out/<customer>/<service>/; with --sandbox,
+    /// .entraform/sandbox/out/<customer>/<service>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Templates directory overriding the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

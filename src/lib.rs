@@ -4,6 +4,7 @@
 //! Data flows one way: manifest → desired → observed → plan → apply → outputs; drift reuses the
 //! diff with a reference in place of the desired state (SPEC §1).
 
+pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod commands;
@@ -21,6 +22,7 @@ pub mod printer;
 pub mod render;
 pub mod scaffold;
 pub mod secret;
+pub mod secret_flow;
 pub mod similar;
 pub mod vault;
 

@@ -43,6 +43,25 @@ pub struct Observation {
     pub vault: Option<VaultView>,
 }
 
+impl Observation {
+    /// The plan's view of what `observe` read, plus the vault.
+    pub fn from_observed(o: crate::observed::Observed, vault: VaultView) -> Self {
+        Observation {
+            app: o.app,
+            found_by: o.found_by.map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+            service_principal: o.service_principal,
+            graph_service_principal: o.graph_sp,
+            grants: o.grants,
+            vault: Some(vault),
+        }
+    }
+}
+
 /// One changed field: `field: old → new`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {

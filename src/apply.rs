@@ -1,0 +1,348 @@
+//! Executing a plan through Graph in as few sequential round trips as Graph allows:
+//!
+//! 1. disable-first PATCH (only when an enabled scope must change or go)
+//! 2. the upsert create, or one PATCH with only what differs
+//! 3. the service principal and `addPassword`, concurrently; then vault → read-back → token proof
+//! 4. the consent grants in one `$batch`, concurrently with removing orphaned credentials
+//!
+//! An unchanged manifest reaches none of these (zero writes).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::audit::AuditAction;
+use crate::desired::{Desired, GrantResource};
+use crate::error::Error;
+use crate::graph::client::BatchRequest;
+use crate::graph::wire::{ApiApplication, Application, OAuth2PermissionGrant};
+use crate::graph::{AuthConfig, GraphError, GraphWrite, UpsertOutcome};
+use crate::plan::{Action, Plan};
+use crate::secret_flow::{self, MintTarget, Minted};
+use crate::vault::Vault;
+
+/// What happened to one of the nine steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub number: u8,
+    pub title: &'static str,
+    /// `ok` (nothing to do), `done` (changed), `blocked`.
+    pub result: &'static str,
+    pub detail: String,
+}
+
+/// The outcome of an apply (no secret values).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub service: String,
+    pub app_id: String,
+    pub app_object_id: String,
+    pub writes: usize,
+    pub steps: Vec<StepResult>,
+    pub secret: Option<Minted>,
+    pub removed_credentials: Vec<String>,
+    pub admin_consent_url: Option<String>,
+}
+
+/// Everything apply talks to.
+pub struct ApplyEnv<'a> {
+    pub desired: &'a Desired,
+    pub write: GraphWrite,
+    pub auth: &'a AuthConfig,
+    pub vault: Arc<dyn Vault>,
+    pub audit_path: Option<PathBuf>,
+    /// Called when a step finishes (progress display).
+    pub progress: &'a (dyn Fn(&StepResult) + Sync),
+}
+
+fn graph_err(e: GraphError) -> Error {
+    Error::from(e)
+}
+
+/// The admin-consent URL a tenant admin opens when the operator may not grant (step 9).
+pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> String {
+    let mut scopes: Vec<String> = Vec::new();
+    for r in &desired.app.required_resource_access {
+        for p in r.access.iter().filter(|p| p.kind == "Scope") {
+            if r.resource_app_id.eq_ignore_ascii_case(crate::desired::MS_GRAPH_APP_ID) {
+                scopes.push(format!("https://graph.microsoft.com/{}", p.value));
+            }
+        }
+    }
+    for s in &desired.app.scopes {
+        scopes.push(format!("{}/{}", desired.app.identifier_uri, s.value));
+    }
+    let mut url = url::Url::parse(&format!(
+        "{}/{}/v2.0/adminconsent",
+        authority.trim_end_matches('/'),
+        desired.tenant_id
+    ))
+    .unwrap_or_else(|_| url::Url::parse("https://login.microsoftonline.com/").expect("static url"));
+    url.query_pairs_mut()
+        .append_pair("client_id", app_id)
+        .append_pair("scope", &scopes.join(" "))
+        .append_pair(
+            "redirect_uri",
+            desired.app.redirect_uris.first().map(String::as_str).unwrap_or_default(),
+        )
+        .append_pair("state", "entraform");
+    url.to_string()
+}
+
+/// Execute `plan`. `observed_sp_id` is the app's SP when it exists already.
+pub async fn execute(
+    env: &ApplyEnv<'_>,
+    plan: &Plan,
+    observed_sp_id: Option<String>,
+) -> Result<ApplyReport, Error> {
+    let d = env.desired;
+    let write = &env.write;
+    let mut steps: Vec<StepResult> = Vec::new();
+    let mut done = |number: u8, result: &'static str, detail: String| {
+        let title = plan.steps.iter().find(|s| s.number == number).map(|s| s.title).unwrap_or("");
+        let r = StepResult { number, title, result, detail };
+        (env.progress)(&r);
+        steps.push(r);
+    };
+    let mut app_object_id = plan.app_object_id.clone();
+    let mut app_id = plan.app_id.clone();
+
+    // 1. Disable what must change, so Graph accepts the change (behavior.md §3.5).
+    for action in &plan.actions {
+        if let Action::DisableScopes { scopes } = action {
+            let id = app_object_id.as_deref().unwrap_or_default();
+            let body = Application {
+                api: Some(ApiApplication {
+                    oauth2_permission_scopes: Some(scopes.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            write.patch_application(id, &body).await.map_err(graph_err)?;
+        }
+    }
+
+    // 2. Create or update the application (steps 1–7 in one request).
+    for action in &plan.actions {
+        match action {
+            Action::CreateApplication { unique_name, body } => {
+                match write.upsert_application(unique_name, body, true).await.map_err(graph_err)? {
+                    UpsertOutcome::Created(app) => {
+                        app_object_id = app.id.clone();
+                        app_id = app.app_id.clone();
+                    }
+                    // Someone created it between our read and this write: the upsert updated it.
+                    UpsertOutcome::Updated => {
+                        let app = crate::graph::GraphRead::find_application(
+                            write.client(),
+                            &crate::graph::Lookup::UniqueName(unique_name.clone()),
+                        )
+                        .await
+                        .map_err(graph_err)?
+                        .ok_or_else(|| Error::other("the upserted app cannot be read back", None))?;
+                        app_object_id = app.id.clone();
+                        app_id = app.app_id.clone();
+                    }
+                }
+            }
+            Action::UpdateApplication { body } => {
+                let id = app_object_id.clone().unwrap_or_default();
+                update_with_retry(write, &id, body).await?;
+            }
+            _ => {}
+        }
+    }
+    let (Some(app_object_id), Some(app_id)) = (app_object_id, app_id) else {
+        return Err(Error::other("the application has no id after the write", None));
+    };
+    for step in plan.steps.iter().filter(|s| (1..=7).contains(&s.number)) {
+        let result = if step.status.is_change() { "done" } else { "ok" };
+        done(step.number, result, step_detail(&step.status));
+    }
+
+    // 3. Service principal and secret, concurrently.
+    let wants_sp = plan.actions.iter().any(|a| matches!(a, Action::CreateServicePrincipal));
+    let mint_action = plan.actions.iter().find_map(|a| match a {
+        Action::AddPassword { display_name, lifetime_days } => Some((display_name, *lifetime_days)),
+        _ => None,
+    });
+    let sp_future = async {
+        if wants_sp { Some(write.create_service_principal(&app_id).await) } else { None }
+    };
+    let mint_future = async {
+        match mint_action {
+            Some((display_name, lifetime_days)) => {
+                let target = MintTarget {
+                    tenant: &d.tenant_id,
+                    service: &d.service,
+                    app_object_id: &app_object_id,
+                    app_id: &app_id,
+                    display_name,
+                    lifetime_days,
+                    vault_path: &d.secret.vault_path,
+                    audit_path: env.audit_path.clone(),
+                    action: AuditAction::AddSecret,
+                };
+                Some(secret_flow::mint(write, env.auth, env.vault.clone(), &target).await)
+            }
+            None => None,
+        }
+    };
+    let (sp_result, mint_result) = tokio::join!(sp_future, mint_future);
+    let sp_id = match sp_result {
+        Some(r) => r.map_err(graph_err)?.id,
+        None => observed_sp_id.unwrap_or_default(),
+    };
+    let minted = match mint_result {
+        Some(r) => Some(r?),
+        None => None,
+    };
+    let secret_step = plan.steps.iter().find(|s| s.number == 8);
+    match &minted {
+        Some(m) => done(
+            8,
+            "done",
+            format!(
+                "keyId {} (hint {}) → {} ({}), proven with a token request",
+                m.key_id,
+                m.hint,
+                m.vault.backend,
+                if m.vault.verified { "read back" } else { "write-only vault" }
+            ),
+        ),
+        None => done(8, "ok", secret_step.map(|s| step_detail(&s.status)).unwrap_or_default()),
+    }
+
+    // 4. Grants (one $batch) and orphan removal, concurrently.
+    let mut grant_requests = Vec::new();
+    for action in &plan.actions {
+        match action {
+            Action::CreateGrant { resource, resource_sp_id, scope } => {
+                let resource_id = match resource {
+                    GrantResource::SelfApp => sp_id.clone(),
+                    GrantResource::App(_) => resource_sp_id.clone().unwrap_or_default(),
+                };
+                let grant = OAuth2PermissionGrant {
+                    client_id: sp_id.clone(),
+                    consent_type: "AllPrincipals".into(),
+                    resource_id,
+                    scope: scope.clone(),
+                    ..Default::default()
+                };
+                let req = crate::graph::requests::create_grant(&grant).replication_retry(true);
+                grant_requests.push(BatchRequest::new((grant_requests.len() + 1).to_string(), req));
+            }
+            Action::UpdateGrant { grant_id, scope } => {
+                let req = crate::graph::requests::update_grant_scope(grant_id, scope);
+                grant_requests.push(BatchRequest::new((grant_requests.len() + 1).to_string(), req));
+            }
+            _ => {}
+        }
+    }
+    let orphans: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveOrphanPassword { key_id, .. } => Some(key_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let grants_future = async {
+        if grant_requests.is_empty() {
+            Ok(Vec::new())
+        } else {
+            write.client().batch(grant_requests).await
+        }
+    };
+    let orphans_future = async {
+        let mut removed = Vec::new();
+        for key in &orphans {
+            match write.remove_password(&app_object_id, key).await {
+                Ok(()) => removed.push(key.clone()),
+                Err(e) if e.is_not_found() => removed.push(key.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    };
+    let (grant_responses, removed) = tokio::join!(grants_future, orphans_future);
+    let grant_responses = grant_responses.map_err(graph_err)?;
+    let removed = removed.map_err(graph_err)?;
+    let mut admin_consent = None;
+    let mut denied = false;
+    for resp in &grant_responses {
+        if let Some(err) = resp.error() {
+            if err.status == 409 {
+                continue; // already granted: converged
+            }
+            if err.status == 403 || err.code == "Authorization_RequestDenied" {
+                denied = true;
+                continue;
+            }
+            return Err(GraphError::from(err).into());
+        }
+    }
+    let consent_step = plan.steps.iter().find(|s| s.number == 9);
+    if denied {
+        let url = admin_consent_url(&env.auth.authority_host, d, &app_id);
+        done(
+            9,
+            "blocked",
+            format!(
+                "the operator may not grant tenant-wide consent (needs DelegatedPermissionGrant.ReadWrite.All \
+                 or the Cloud Application Administrator role); a tenant admin opens: {url}"
+            ),
+        );
+        admin_consent = Some(url);
+    } else if grant_responses.is_empty() {
+        done(9, "ok", consent_step.map(|s| step_detail(&s.status)).unwrap_or_default());
+    } else {
+        done(9, "done", consent_step.map(|s| step_detail(&s.status)).unwrap_or_default());
+    }
+
+    Ok(ApplyReport {
+        service: d.service.clone(),
+        app_id,
+        app_object_id,
+        writes: plan.actions.len(),
+        steps,
+        secret: minted,
+        removed_credentials: removed,
+        admin_consent_url: admin_consent,
+    })
+}
+
+/// A PATCH right after a disable-first PATCH can still meet the enabled scope on another
+/// replica; retry that one refusal briefly (Terraform's azuread provider polls the same way).
+async fn update_with_retry(write: &GraphWrite, id: &str, body: &Application) -> Result<(), Error> {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 0..6 {
+        match write.patch_application(id, body).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if attempt < 5
+                    && e.api().is_some_and(|a| a.code == "CannotDeleteOrUpdateEnabledEntitlement") =>
+            {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn step_detail(status: &crate::plan::StepStatus) -> String {
+    use crate::plan::StepStatus;
+    match status {
+        StepStatus::Ok { detail } | StepStatus::Create { detail } => detail.clone(),
+        StepStatus::Update { changes } => changes
+            .iter()
+            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+            .collect::<Vec<_>>()
+            .join("; "),
+        StepStatus::Blocked { reason } => reason.clone(),
+    }
+}

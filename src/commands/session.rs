@@ -1,0 +1,86 @@
+//! What plan, apply (and later drift, rotate, secrets) share: the Graph connection, the vault,
+//! and reading the live state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::GlobalArgs;
+use crate::desired::Desired;
+use crate::error::Error;
+use crate::graph::{AuthConfig, GraphClient, GraphError, OperatorCredential};
+use crate::observed::{Observed, observe};
+use crate::plan::{Observation, VaultView};
+use crate::secret::Secret;
+use crate::vault::Vault;
+
+/// An authenticated Graph connection.
+pub struct Session {
+    pub auth: AuthConfig,
+    pub client: GraphClient,
+}
+
+impl Session {
+    /// From the global flags and the environment (`azure_identity`'s chain).
+    pub fn from_global(global: &GlobalArgs) -> Result<Self, Error> {
+        let auth = AuthConfig::from_global(global).map_err(GraphError::from)?;
+        let client = GraphClient::from_auth(&auth)?;
+        Ok(Session { auth, client })
+    }
+
+    /// With an explicit client-secret operator (the sandbox's emulator principal).
+    pub fn with_operator(
+        auth: AuthConfig,
+        tenant: &str,
+        client_id: &str,
+        secret: &Secret,
+    ) -> Result<Self, Error> {
+        let credential = OperatorCredential::from_env_with(&auth, |k| match k {
+            "AZURE_TENANT_ID" => Some(tenant.to_string()),
+            "AZURE_CLIENT_ID" => Some(client_id.to_string()),
+            "AZURE_CLIENT_SECRET" => Some(secret.expose().to_string()),
+            _ => None,
+        })
+        .map_err(GraphError::from)?;
+        let client = GraphClient::with_credential(&auth, Arc::new(credential))?;
+        Ok(Session { auth, client })
+    }
+}
+
+/// The directory relative vault and audit paths are resolved against.
+pub fn manifest_dir(manifest: &Path) -> PathBuf {
+    manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, Error> {
+    Ok(Arc::from(crate::vault::open(&desired.vault, base_dir, &desired.secret.env)?))
+}
+
+/// What the vault holds, by hint (the value is dropped at once).
+pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, Error> {
+    if !vault.can_read() {
+        return Ok(VaultView::Unreadable);
+    }
+    Ok(match crate::secret_flow::vault_get(vault, path).await? {
+        Some(secret) => VaultView::Holds { hint: secret.hint() },
+        None => VaultView::Empty,
+    })
+}
+
+/// Read Graph and the vault concurrently (the vault read is local, so it costs no round trip).
+pub async fn read_state(
+    session: &Session,
+    desired: &Desired,
+    vault: Arc<dyn Vault>,
+) -> Result<(Observed, Observation), Error> {
+    let (observed, view) = tokio::join!(
+        observe(&session.client, desired),
+        vault_view(vault, &desired.secret.vault_path)
+    );
+    let observed = observed?;
+    let observation = Observation::from_observed(observed.clone(), view?);
+    Ok((observed, observation))
+}
