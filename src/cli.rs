@@ -176,4 +176,10 @@ pub struct EmulatorArgs {
     /// Persist state to this file across restarts.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Export the operator that lacks the grant permission (to try the admin-consent fallback).
+    #[arg(long)]
+    pub limited_operator: bool,
+    /// Where to write the CA certificate with --tls (default: a temporary file removed on exit).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca_cert_out: Option<PathBuf>,
 }

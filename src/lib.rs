@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod desired;
+pub mod emulator;
 pub mod error;
 pub mod exit;
 pub mod graph;

@@ -7,6 +7,7 @@ use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 mod completions;
+mod emulator;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
@@ -16,6 +17,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
             let _ = &global;
             Err(Error::other("not implemented yet", None))
         }
-        Command::Emulator(_) => Err(Error::other("not implemented yet", None)),
+        Command::Emulator(args) => emulator::run(args, printer).await,
     }
 }

@@ -1,0 +1,134 @@
+//! `entraform emulator`: run the Graph + login emulator until interrupted, printing the shell
+//! `export` lines (SPEC §6) on stdout once it listens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::cli::EmulatorArgs;
+use crate::emulator::{self, EmulatorConfig, EmulatorError, Faults};
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::printer::Printer;
+
+fn to_error(e: EmulatorError) -> Error {
+    let hint = e.hint();
+    Error::other(e.to_string(), hint)
+}
+
+fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        Error::usage(
+            format!("--listen '{}' is not an address", args.listen),
+            Some("use HOST:PORT, e.g. 127.0.0.1:0 (port 0 picks a free port)".to_string()),
+        )
+    })?;
+    if uuid::Uuid::parse_str(&args.tenant).is_err() {
+        return Err(Error::usage(
+            format!("--tenant '{}' is not a GUID", args.tenant),
+            Some("pass the tenant id, e.g. 122fb574-7efa-476a-95b6-bee81bce2cce".to_string()),
+        ));
+    }
+    let faults = Faults {
+        latency_ms: args.latency_ms,
+        throttle_rate: args.throttle_rate,
+        error_rate: args.error_rate,
+        replication_delay_ms: args.replication_delay_ms,
+        rng_seed: args.rng_seed,
+        ..Faults::default()
+    };
+    faults.validate().map_err(|e| {
+        Error::usage(
+            e,
+            Some("rates are probabilities between 0 and 1".to_string()),
+        )
+    })?;
+    let mut config = EmulatorConfig::default()
+        .listen(listen)
+        .tls(args.tls)
+        .tenant(args.tenant.clone())
+        .faults(faults);
+    config.verified_domains = args.verified_domains.clone();
+    config.state_file = args.state.clone();
+    config.export_limited_operator = args.limited_operator;
+    for seed in &args.seeds {
+        config = config.seed_file(seed).map_err(to_error)?;
+    }
+    Ok(config)
+}
+
+pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let config = config(&args)?;
+    let emu = emulator::start(config).await.map_err(to_error)?;
+
+    // The CA goes where asked, or into a private temporary directory removed on exit.
+    let mut temp_dir: Option<PathBuf> = None;
+    if emu.ca_cert_pem().is_some() {
+        let path = match &args.ca_cert_out {
+            Some(p) => p.clone(),
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "entraform-emulator-{}-{}",
+                    std::process::id(),
+                    emu.addr().port()
+                ));
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.clone(), e))?;
+                temp_dir = Some(dir.clone());
+                dir.join("ca.pem")
+            }
+        };
+        emu.write_ca_cert(&path).map_err(to_error)?;
+    }
+
+    if printer.is_json() {
+        // Same values as the export lines, as one document.
+        let mut doc = serde_json::Map::new();
+        for line in emu.export_lines().lines() {
+            if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
+                doc.insert(
+                    k.to_string(),
+                    serde_json::Value::String(v.trim_matches('\'').to_string()),
+                );
+            }
+        }
+        printer.json(&doc);
+    } else {
+        printer.out(&emu.export_lines());
+    }
+    printer.status(&format!(
+        "emulator listening: login {} , Graph {} , controls {} (Ctrl-C to stop)",
+        emu.authority_host(),
+        emu.graph_url(),
+        emu.control_url()
+    ));
+
+    wait_for_signal().await;
+    printer.status("emulator stopping");
+    emu.shutdown().await;
+    if let Some(dir) = temp_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what `kill` and test harnesses send).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
