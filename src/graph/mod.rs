@@ -254,7 +254,9 @@ impl GraphClient {
             }
         }
         Ok(match q {
-            Query::Application(_) => Answer::Applications(items(self, body, collection, &path).await?),
+            Query::Application(_) => {
+                Answer::Applications(items(self, body, collection, &path).await?)
+            }
             Query::ServicePrincipal(_) => {
                 Answer::ServicePrincipals(items(self, body, collection, &path).await?)
             }
