@@ -801,3 +801,80 @@ async fn writes_after_a_create_ride_out_replication_delay() {
     assert!(replication_errors >= 1, "the delay was exercised");
     emu.shutdown().await;
 }
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn debug_logs_never_carry_secrets_or_tokens() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emu = emulator(EmulatorConfig::default()).await;
+    let graph = client(&emu);
+    let write = GraphWrite::new(graph.clone());
+    let app = Application {
+        display_name: Some("Leak MCP".into()),
+        ..Default::default()
+    };
+    let UpsertOutcome::Created(app) = write
+        .upsert_application("axe-leak-mcp", &app, true)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new app")
+    };
+    write
+        .create_service_principal(app.app_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let end = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let added = write
+        .add_password(app.id.as_deref().unwrap(), "entraform", end)
+        .await
+        .unwrap();
+    let cfg = auth(&emu);
+    prove_secret(
+        &cfg,
+        &emu.tenant_id(),
+        app.app_id.as_deref().unwrap(),
+        &added.1,
+        &cfg.graph_scope().unwrap(),
+        tokio::time::Instant::now() + Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let shown = format!("{added:?}");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("addPassword"),
+        "debug logging was captured: {logs}"
+    );
+    let mut secrets = emu.issued_secrets();
+    secrets.push(Secret::new(added.1.expose().to_string()));
+    for s in &secrets {
+        assert!(!logs.contains(s.expose()), "a secret reached the logs");
+        assert!(!shown.contains(s.expose()), "a secret reached Debug output");
+    }
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer "),
+        "a token reached the logs"
+    );
+    emu.shutdown().await;
+}
