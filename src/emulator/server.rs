@@ -240,7 +240,9 @@ fn record(
     tracing::info!(
         "{method} {path} -> {} in {duration_ms:.1} ms{}",
         resp.status,
-        fault.map(|f| format!(" (injected {f})")).unwrap_or_default()
+        fault
+            .map(|f| format!(" (injected {f})"))
+            .unwrap_or_default()
     );
     guard.log.push(RequestRecord {
         seq,
