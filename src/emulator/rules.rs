@@ -173,6 +173,13 @@ pub(crate) fn validate_application(
         }
     }
 
+    if !new["oauth2RequirePostResponse"].is_boolean() {
+        return Err(GraphError::invalid_value(
+            "oauth2RequirePostResponse",
+            "Application",
+        ));
+    }
+
     let audience = new["signInAudience"]
         .as_str()
         .unwrap_or("AzureADMyOrg")
