@@ -50,7 +50,9 @@ pub(crate) fn check_body(
                     "Property 'passwordCredentials' is read-only and cannot be set; use addPassword.",
                 ));
             }
-            "id" | "appId" | "createdDateTime" | "publisherDomain" => {
+            "id" | "appId" | "createdDateTime" | "publisherDomain"
+                if type_name == "microsoft.graph.application" || k == "id" =>
+            {
                 let same = current.is_some_and(|c| c.get(k) == Some(v));
                 if !same && !v.is_null() {
                     return Err(GraphError::bad_request(format!(
@@ -169,6 +171,13 @@ pub(crate) fn validate_application(
                 "Property 'displayName' is required and cannot be null or empty.",
             ));
         }
+    }
+
+    if !new["oauth2RequirePostResponse"].is_boolean() {
+        return Err(GraphError::invalid_value(
+            "oauth2RequirePostResponse",
+            "Application",
+        ));
     }
 
     let audience = new["signInAudience"]

@@ -101,7 +101,8 @@ pub(crate) fn generate_secret() -> Secret {
 
 /// Top-level properties of `microsoft.graph.application` (non-navigation; `[]` = collection),
 /// from the v1.0 metadata (graph/schemas.json). Unknown names in a body are rejected, as Graph does.
-const APPLICATION_PROPS: &str = "id deletedDateTime addIns[] api appId applicationTemplateId appRoles[] authenticationBehaviors certification createdByAppId createdDateTime defaultRedirectUri description disabledByMicrosoftStatus displayName groupMembershipClaims identifierUris[] info isDeviceOnlyAuthSupported isDisabled isFallbackPublicClient keyCredentials[] logo managerApplications[] nativeAuthenticationApisEnabled notes oauth2RequirePostResponse optionalClaims parentalControlSettings passwordCredentials[] publicClient publisherDomain requestSignatureVerification requiredResourceAccess[] samlMetadataUrl serviceManagementReference servicePrincipalLockConfiguration signInAudience spa tags[] tokenEncryptionKeyId uniqueName verifiedPublisher web";
+/// `logo` is left out: a stream property, never inline in JSON (set with `PUT /logo`).
+const APPLICATION_PROPS: &str = "id deletedDateTime addIns[] api appId applicationTemplateId appRoles[] authenticationBehaviors certification createdByAppId createdDateTime defaultRedirectUri description disabledByMicrosoftStatus displayName groupMembershipClaims identifierUris[] info isDeviceOnlyAuthSupported isDisabled isFallbackPublicClient keyCredentials[] managerApplications[] nativeAuthenticationApisEnabled notes oauth2RequirePostResponse optionalClaims parentalControlSettings passwordCredentials[] publicClient publisherDomain requestSignatureVerification requiredResourceAccess[] samlMetadataUrl serviceManagementReference servicePrincipalLockConfiguration signInAudience spa tags[] tokenEncryptionKeyId uniqueName verifiedPublisher web";
 const SERVICE_PRINCIPAL_PROPS: &str = "id deletedDateTime accountEnabled addIns[] alternativeNames[] appDescription appDisplayName appId applicationTemplateId appOwnerOrganizationId appRoleAssignmentRequired appRoles[] createdByAppId customSecurityAttributes description disabledByMicrosoftStatus displayName homepage info isDisabled keyCredentials[] loginUrl logoutUrl notes notificationEmailAddresses[] oauth2PermissionScopes[] passwordCredentials[] preferredSingleSignOnMode preferredTokenSigningKeyThumbprint replyUrls[] resourceSpecificApplicationPermissions[] samlSingleSignOnSettings servicePrincipalNames[] servicePrincipalType signInAudience tags[] tokenEncryptionKeyId verifiedPublisher";
 pub(crate) const API_PROPS: &[&str] = &[
     "acceptMappedClaims",
@@ -344,6 +345,7 @@ fn application_defaults(publisher_domain: &str) -> Value {
     json!({
         "signInAudience": "AzureADMyOrg",
         "publisherDomain": publisher_domain,
+        "oauth2RequirePostResponse": false,
         "api": {"acceptMappedClaims": null, "knownClientApplications": [],
                 "oauth2PermissionScopes": [], "preAuthorizedApplications": [],
                 "requestedAccessTokenVersion": null},

@@ -403,7 +403,7 @@ impl AuthError {
     pub fn from_azure(context: &str, err: &azure_core::Error) -> Self {
         let text = error_chain_text(err);
         AuthError::Credential {
-            message: format!("{context}: {}", first_lines(&text, 3)),
+            message: format!("{context}: {}", describe(&text)),
             aadsts: aadsts_code(&text),
             status: azure_status(err),
         }
@@ -467,6 +467,18 @@ fn azure_status(err: &azure_core::Error) -> Option<u16> {
     None
 }
 
+/// The login endpoint's own sentence (`AADSTS…: …`) when the text has one, without the trace
+/// lines and the serde noise around it; else the first lines of the text.
+fn describe(text: &str) -> String {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re =
+        RE.get_or_init(|| regex::Regex::new(r#"AADSTS\d+:[^"\r\n\\]*"#).expect("static regex"));
+    match re.find(text) {
+        Some(m) => m.as_str().trim().to_string(),
+        None => first_lines(text, 3),
+    }
+}
+
 fn first_lines(text: &str, n: usize) -> String {
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -487,6 +499,7 @@ pub fn aadsts_summary(code: u32) -> Option<&'static str> {
     Some(match code {
         7000215 => "invalid client secret",
         7000222 => "the client secret has expired",
+        7000229 => "the application has no service principal in the tenant",
         7000218 => "no client secret or assertion was sent",
         700016 => "application not found in the directory",
         90002 => "tenant not found",
@@ -604,7 +617,7 @@ pub async fn prove_secret(
         let text = error_chain_text(&err);
         let aadsts = aadsts_code(&text);
         let status = azure_status(&err);
-        let detail = first_lines(&text, 3);
+        let detail = describe(&text);
         let retryable = match aadsts {
             Some(code) => REPLICATION_CODES.contains(&code),
             None => status.is_none_or(|s| s >= 500 || s == 429),
@@ -653,6 +666,10 @@ mod tests {
             Some(700016)
         );
         assert_eq!(aadsts_code("no code here"), None);
+        assert_eq!(
+            describe(quirk),
+            "AADSTS7000215: Invalid client secret provided."
+        );
     }
 
     #[test]
