@@ -66,7 +66,9 @@ pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> St
     let mut scopes: Vec<String> = Vec::new();
     for r in &desired.app.required_resource_access {
         for p in r.access.iter().filter(|p| p.kind == "Scope") {
-            if r.resource_app_id.eq_ignore_ascii_case(crate::desired::MS_GRAPH_APP_ID) {
+            if r.resource_app_id
+                .eq_ignore_ascii_case(crate::desired::MS_GRAPH_APP_ID)
+            {
                 scopes.push(format!("https://graph.microsoft.com/{}", p.value));
             }
         }
@@ -85,7 +87,12 @@ pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> St
         .append_pair("scope", &scopes.join(" "))
         .append_pair(
             "redirect_uri",
-            desired.app.redirect_uris.first().map(String::as_str).unwrap_or_default(),
+            desired
+                .app
+                .redirect_uris
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
         )
         .append_pair("state", "entraform");
     url.to_string()
@@ -101,8 +108,18 @@ pub async fn execute(
     let write = &env.write;
     let mut steps: Vec<StepResult> = Vec::new();
     let mut done = |number: u8, result: &'static str, detail: String| {
-        let title = plan.steps.iter().find(|s| s.number == number).map(|s| s.title).unwrap_or("");
-        let r = StepResult { number, title, result, detail };
+        let title = plan
+            .steps
+            .iter()
+            .find(|s| s.number == number)
+            .map(|s| s.title)
+            .unwrap_or("");
+        let r = StepResult {
+            number,
+            title,
+            result,
+            detail,
+        };
         (env.progress)(&r);
         steps.push(r);
     };
@@ -120,7 +137,10 @@ pub async fn execute(
                 }),
                 ..Default::default()
             };
-            write.patch_application(id, &body).await.map_err(graph_err)?;
+            write
+                .patch_application(id, &body)
+                .await
+                .map_err(graph_err)?;
         }
     }
 
@@ -128,7 +148,11 @@ pub async fn execute(
     for action in &plan.actions {
         match action {
             Action::CreateApplication { unique_name, body } => {
-                match write.upsert_application(unique_name, body, true).await.map_err(graph_err)? {
+                match write
+                    .upsert_application(unique_name, body, true)
+                    .await
+                    .map_err(graph_err)?
+                {
                     UpsertOutcome::Created(app) => {
                         app_object_id = app.id.clone();
                         app_id = app.app_id.clone();
@@ -141,7 +165,9 @@ pub async fn execute(
                         )
                         .await
                         .map_err(graph_err)?
-                        .ok_or_else(|| Error::other("the upserted app cannot be read back", None))?;
+                        .ok_or_else(|| {
+                            Error::other("the upserted app cannot be read back", None)
+                        })?;
                         app_object_id = app.id.clone();
                         app_id = app.app_id.clone();
                     }
@@ -155,21 +181,38 @@ pub async fn execute(
         }
     }
     let (Some(app_object_id), Some(app_id)) = (app_object_id, app_id) else {
-        return Err(Error::other("the application has no id after the write", None));
+        return Err(Error::other(
+            "the application has no id after the write",
+            None,
+        ));
     };
     for step in plan.steps.iter().filter(|s| (1..=7).contains(&s.number)) {
-        let result = if step.status.is_change() { "done" } else { "ok" };
+        let result = if step.status.is_change() {
+            "done"
+        } else {
+            "ok"
+        };
         done(step.number, result, step_detail(&step.status));
     }
 
     // 3. Service principal and secret, concurrently.
-    let wants_sp = plan.actions.iter().any(|a| matches!(a, Action::CreateServicePrincipal));
+    let wants_sp = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::CreateServicePrincipal));
     let mint_action = plan.actions.iter().find_map(|a| match a {
-        Action::AddPassword { display_name, lifetime_days } => Some((display_name, *lifetime_days)),
+        Action::AddPassword {
+            display_name,
+            lifetime_days,
+        } => Some((display_name, *lifetime_days)),
         _ => None,
     });
     let sp_future = async {
-        if wants_sp { Some(write.create_service_principal(&app_id).await) } else { None }
+        if wants_sp {
+            Some(write.create_service_principal(&app_id).await)
+        } else {
+            None
+        }
     };
     let mint_future = async {
         match mint_action {
@@ -209,17 +252,31 @@ pub async fn execute(
                 m.key_id,
                 m.hint,
                 m.vault.backend,
-                if m.vault.verified { "read back" } else { "write-only vault" }
+                if m.vault.verified {
+                    "read back"
+                } else {
+                    "write-only vault"
+                }
             ),
         ),
-        None => done(8, "ok", secret_step.map(|s| step_detail(&s.status)).unwrap_or_default()),
+        None => done(
+            8,
+            "ok",
+            secret_step
+                .map(|s| step_detail(&s.status))
+                .unwrap_or_default(),
+        ),
     }
 
     // 4. Grants (one $batch) and orphan removal, concurrently.
     let mut grant_requests = Vec::new();
     for action in &plan.actions {
         match action {
-            Action::CreateGrant { resource, resource_sp_id, scope } => {
+            Action::CreateGrant {
+                resource,
+                resource_sp_id,
+                scope,
+            } => {
                 let resource_id = match resource {
                     GrantResource::SelfApp => sp_id.clone(),
                     GrantResource::App(_) => resource_sp_id.clone().unwrap_or_default(),
@@ -232,11 +289,17 @@ pub async fn execute(
                     ..Default::default()
                 };
                 let req = crate::graph::requests::create_grant(&grant).replication_retry(true);
-                grant_requests.push(BatchRequest::new((grant_requests.len() + 1).to_string(), req));
+                grant_requests.push(BatchRequest::new(
+                    (grant_requests.len() + 1).to_string(),
+                    req,
+                ));
             }
             Action::UpdateGrant { grant_id, scope } => {
                 let req = crate::graph::requests::update_grant_scope(grant_id, scope);
-                grant_requests.push(BatchRequest::new((grant_requests.len() + 1).to_string(), req));
+                grant_requests.push(BatchRequest::new(
+                    (grant_requests.len() + 1).to_string(),
+                    req,
+                ));
             }
             _ => {}
         }
@@ -297,9 +360,21 @@ pub async fn execute(
         );
         admin_consent = Some(url);
     } else if grant_responses.is_empty() {
-        done(9, "ok", consent_step.map(|s| step_detail(&s.status)).unwrap_or_default());
+        done(
+            9,
+            "ok",
+            consent_step
+                .map(|s| step_detail(&s.status))
+                .unwrap_or_default(),
+        );
     } else {
-        done(9, "done", consent_step.map(|s| step_detail(&s.status)).unwrap_or_default());
+        done(
+            9,
+            "done",
+            consent_step
+                .map(|s| step_detail(&s.status))
+                .unwrap_or_default(),
+        );
     }
 
     Ok(ApplyReport {
@@ -323,7 +398,8 @@ async fn update_with_retry(write: &GraphWrite, id: &str, body: &Application) -> 
             Ok(()) => return Ok(()),
             Err(e)
                 if attempt < 5
-                    && e.api().is_some_and(|a| a.code == "CannotDeleteOrUpdateEnabledEntitlement") =>
+                    && e.api()
+                        .is_some_and(|a| a.code == "CannotDeleteOrUpdateEnabledEntitlement") =>
             {
                 tokio::time::sleep(delay).await;
                 delay *= 2;

@@ -80,15 +80,26 @@ async fn vault_store(
     }
 }
 
-async fn vault_restore(vault: Arc<dyn Vault>, path: &str, previous: Secret) -> Result<(), VaultError> {
+async fn vault_restore(
+    vault: Arc<dyn Vault>,
+    path: &str,
+    previous: Secret,
+) -> Result<(), VaultError> {
     let path = path.to_string();
     tokio::task::spawn_blocking(move || vault.put(&path, &previous))
         .await
         .unwrap_or_else(|e| Err(join_error(e)))
 }
 
-fn record(target: &MintTarget<'_>, outcome: AuditOutcome, cred: &PasswordCredential, detail: Option<String>) {
-    let Some(path) = &target.audit_path else { return };
+fn record(
+    target: &MintTarget<'_>,
+    outcome: AuditOutcome,
+    cred: &PasswordCredential,
+    detail: Option<String>,
+) {
+    let Some(path) = &target.audit_path else {
+        return;
+    };
     let mut r = AuditRecord::new(target.tenant, target.service, target.action, outcome);
     r.app_id = Some(target.app_id.to_string());
     r.key_id = cred.key_id.clone();
@@ -109,7 +120,9 @@ pub async fn mint(
     // Read what the vault holds now first: if the new secret fails, it goes back.
     let previous = vault_get(vault.clone(), target.vault_path).await?;
     let end = OffsetDateTime::now_utc() + time::Duration::days(i64::from(target.lifetime_days));
-    let (cred, secret) = write.add_password(target.app_object_id, target.display_name, end).await?;
+    let (cred, secret) = write
+        .add_password(target.app_object_id, target.display_name, end)
+        .await?;
     let key_id = cred.key_id.clone().unwrap_or_default();
 
     let (secret, stored) = vault_store(vault.clone(), target.vault_path, secret).await;
@@ -119,12 +132,25 @@ pub async fn mint(
                 e.stage(),
                 crate::vault::VaultStage::Read | crate::vault::VaultStage::Verify
             );
-            Some((format!("storing the new secret failed: {e}"), e.hint(), wrote))
+            Some((
+                format!("storing the new secret failed: {e}"),
+                e.hint(),
+                wrote,
+            ))
         }
         Ok(report) => {
             let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
-            let scope = auth.graph_scope()?;
-            match prove_secret(auth, target.tenant, target.app_id, &secret, &scope, deadline).await {
+            let scope = auth.graph_scope().map_err(crate::graph::GraphError::from)?;
+            match prove_secret(
+                auth,
+                target.tenant,
+                target.app_id,
+                &secret,
+                &scope,
+                deadline,
+            )
+            .await
+            {
                 Ok(()) => None,
                 Err(e) => Some((
                     format!(
@@ -140,7 +166,9 @@ pub async fn mint(
     drop(secret);
 
     let Some((message, hint, vault_written)) = failure else {
-        let Ok(report) = stored else { unreachable!("failure is None only when stored is Ok") };
+        let Ok(report) = stored else {
+            unreachable!("failure is None only when stored is Ok")
+        };
         record(target, AuditOutcome::Success, &cred, None);
         return Ok(Minted {
             key_id,
@@ -155,7 +183,9 @@ pub async fn mint(
     let mut notes = Vec::new();
     let removed = write.remove_password(target.app_object_id, &key_id).await;
     match &removed {
-        Ok(()) => notes.push(format!("the new credential (keyId {key_id}) was removed again")),
+        Ok(()) => notes.push(format!(
+            "the new credential (keyId {key_id}) was removed again"
+        )),
         Err(e) => notes.push(format!(
             "removing the new credential failed ({e}); remove keyId {key_id} by hand: \
              az ad app credential delete --id {} --key-id {key_id}",
@@ -176,9 +206,16 @@ pub async fn mint(
     }
     record(
         target,
-        if removed.is_ok() { AuditOutcome::RolledBack } else { AuditOutcome::RollbackFailed },
+        if removed.is_ok() {
+            AuditOutcome::RolledBack
+        } else {
+            AuditOutcome::RollbackFailed
+        },
         &cred,
         Some(message.clone()),
     );
-    Err(Error::other(format!("{message}; {}", notes.join("; ")), hint))
+    Err(Error::other(
+        format!("{message}; {}", notes.join("; ")),
+        hint,
+    ))
 }

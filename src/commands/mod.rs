@@ -6,16 +6,22 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
+mod apply;
 mod completions;
 mod emulator;
 mod explain;
 mod new;
+mod plan;
 mod render;
+mod sandbox;
 mod schema;
+mod session;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
     match cli.command {
+        Command::Plan(args) => plan::run(args, &global, printer).await,
+        Command::Apply(args) => apply::run(args, &global, printer).await,
         Command::Completions(args) => completions::run(args, printer),
         Command::New(args) => new::run(args, &global, printer),
         Command::Explain(args) => explain::run(args, printer),

@@ -6,7 +6,11 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
-pub async fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+pub async fn run(
+    args: PlanArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
     let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
     for w in &desired.warnings {
         printer.warn(w);
@@ -18,7 +22,11 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Resu
         printer.warn(w);
     }
     let plan = crate::plan::build(&desired, &observation, OffsetDateTime::now_utc());
-    for w in plan.warnings.iter().filter(|w| !desired.warnings.contains(w)) {
+    for w in plan
+        .warnings
+        .iter()
+        .filter(|w| !desired.warnings.contains(w))
+    {
         printer.warn(w);
     }
     if printer.is_json() {
@@ -31,5 +39,9 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Resu
     } else {
         printer.out(&plan.render_text());
     }
-    Ok(if plan.has_changes() { ExitStatus::Differences } else { ExitStatus::Success })
+    Ok(if plan.has_changes() {
+        ExitStatus::Differences
+    } else {
+        ExitStatus::Success
+    })
 }

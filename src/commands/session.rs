@@ -56,7 +56,11 @@ pub fn manifest_dir(manifest: &Path) -> PathBuf {
 }
 
 pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, Error> {
-    Ok(Arc::from(crate::vault::open(&desired.vault, base_dir, &desired.secret.env)?))
+    Ok(Arc::from(crate::vault::open(
+        &desired.vault,
+        base_dir,
+        &desired.secret.env,
+    )?))
 }
 
 /// What the vault holds, by hint (the value is dropped at once).
@@ -65,7 +69,9 @@ pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, 
         return Ok(VaultView::Unreadable);
     }
     Ok(match crate::secret_flow::vault_get(vault, path).await? {
-        Some(secret) => VaultView::Holds { hint: secret.hint() },
+        Some(secret) => VaultView::Holds {
+            hint: secret.hint(),
+        },
         None => VaultView::Empty,
     })
 }

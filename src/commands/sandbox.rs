@@ -1,0 +1,192 @@
+//! `apply --sandbox`: an in-process emulator seeded like the org's tenant, and a file vault, all
+//! under `.entraform/sandbox/` so a newcomer sees every step work with no tenant.
+//!
+//! The emulator's tenant is kept in `.entraform/sandbox/tenant.json` (digests only, no secret
+//! values), so a second run is a no-op exactly as against a real tenant.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::commands::session::Session;
+use crate::desired::Desired;
+use crate::emulator::{EmulatorConfig, RunningEmulator};
+use crate::error::Error;
+use crate::graph::AuthConfig;
+use crate::printer::Printer;
+use crate::vault::VaultConfig;
+
+pub const SANDBOX_DIR: &str = ".entraform/sandbox";
+
+pub struct Sandbox {
+    pub emulator: RunningEmulator,
+    pub dir: PathBuf,
+}
+
+fn emu_err(e: crate::emulator::EmulatorError) -> Error {
+    let hint = e.hint();
+    Error::other(format!("the sandbox emulator failed: {e}"), hint)
+}
+
+/// The application JSON of a service as its manifest describes it (for seeding).
+fn app_json(d: &Desired, app_id: Option<&str>) -> Value {
+    let a = &d.app;
+    let mut app = json!({
+        "displayName": d.display_name,
+        "signInAudience": a.sign_in_audience,
+        "identifierUris": [a.identifier_uri],
+        "api": {
+            "requestedAccessTokenVersion": a.requested_access_token_version,
+            "oauth2PermissionScopes": a.scopes.iter().map(|s| json!({
+                "id": uuid::Uuid::new_v4().to_string(),
+                "value": s.value,
+                "type": s.kind,
+                "isEnabled": true,
+                "adminConsentDisplayName": s.admin_consent_display_name,
+                "adminConsentDescription": s.admin_consent_description,
+                "userConsentDisplayName": s.user_consent_display_name,
+                "userConsentDescription": s.user_consent_description,
+            })).collect::<Vec<_>>(),
+        },
+        "web": {
+            "redirectUris": a.redirect_uris,
+            "implicitGrantSettings": {
+                "enableIdTokenIssuance": a.enable_id_token_issuance,
+                "enableAccessTokenIssuance": a.enable_access_token_issuance,
+            },
+        },
+        "requiredResourceAccess": a.required_resource_access.iter().map(|r| json!({
+            "resourceAppId": r.resource_app_id,
+            "resourceAccess": r.access.iter().map(|p| json!({"id": p.id, "type": p.kind})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "servicePrincipal": true,
+        "passwords": [{"displayName": format!("{} (az ad app credential reset)", d.service)}],
+        "grants": d.consent.iter().map(|g| json!({
+            "resourceAppId": match &g.resource {
+                crate::desired::GrantResource::SelfApp => "self".to_string(),
+                crate::desired::GrantResource::App(id) => id.clone(),
+            },
+            "scope": g.scope,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(id) = app_id {
+        app["appId"] = json!(id);
+    }
+    app
+}
+
+/// A pinned app as the checklist's first `az` commands leave it: created, SP made, App ID URI
+/// set, and nothing else (token version 1, no scope, no redirect URIs, no consent).
+fn hand_made_app_json(d: &Desired, app_id: &str) -> Value {
+    json!({
+        "displayName": d.display_name,
+        "appId": app_id,
+        "signInAudience": "AzureADMyOrg",
+        "identifierUris": [d.app.identifier_uri],
+        "servicePrincipal": true,
+        "passwords": [{"displayName": format!("{} (az ad app credential reset)", d.service)}],
+    })
+}
+
+fn seed_doc(
+    desired: &Desired,
+    manifest: &Path,
+    defaults: Option<&Path>,
+    printer: &Printer,
+) -> Value {
+    let mut apps = Vec::new();
+    if let Some(reference) = &desired.reference {
+        let path =
+            crate::commands::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
+        match crate::manifest::load_service(&path, defaults) {
+            Ok(r) if r.service != desired.service => {
+                printer.status(&format!(
+                    "sandbox: seeding the reference app {} as made by hand (no uniqueName)",
+                    r.display_name
+                ));
+                apps.push(app_json(&r, r.app_id.as_deref()));
+            }
+            Ok(_) => {}
+            Err(e) => printer.warn(&format!(
+                "sandbox: the reference {reference} cannot be loaded from {} ({e}); seeding without it",
+                path.display()
+            )),
+        }
+    }
+    if let Some(pinned) = &desired.app_id {
+        printer.status(&format!(
+            "sandbox: the manifest pins app_id {pinned}; seeding it as left by the checklist's first az commands"
+        ));
+        apps.push(hand_made_app_json(desired, pinned));
+    }
+    // The sandbox tenant verifies the customer host's parent domain, so v1 apps made by hand
+    // may carry https App ID URIs on it (behavior.md §3.4).
+    let parent = desired
+        .host
+        .split_once('.')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    let mut domains = desired.verified_domains.clone();
+    if !parent.is_empty() && !domains.contains(&parent) {
+        domains.push(parent);
+    }
+    json!({"verifiedDomains": domains, "applications": apps})
+}
+
+/// Start the sandbox and point `desired` at its file vault.
+pub async fn start(
+    desired: &mut Desired,
+    manifest: &Path,
+    defaults: Option<&Path>,
+    printer: &Printer,
+) -> Result<(Sandbox, Session), Error> {
+    let dir = PathBuf::from(SANDBOX_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let state = dir.join("tenant.json");
+    let mut config = EmulatorConfig::default()
+        .tls(true)
+        .tenant(desired.tenant_id.clone())
+        .state_file(state.clone());
+    let doc = seed_doc(desired, manifest, defaults, printer);
+    for d in doc["verifiedDomains"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if let Some(d) = d.as_str() {
+            config = config.verified_domain(d);
+        }
+    }
+    if !state.exists() {
+        config = config.seed(doc);
+    } else {
+        printer.status(&format!(
+            "sandbox: reusing the tenant in {}",
+            state.display()
+        ));
+    }
+    let emulator = crate::emulator::start(config).await.map_err(emu_err)?;
+    let auth = AuthConfig::new(emulator.authority_host(), emulator.graph_url()).with_ca_pem(
+        emulator
+            .ca_cert_pem()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
+    );
+    let session = Session::with_operator(
+        auth,
+        &emulator.tenant_id(),
+        emulator.operator_client_id(),
+        emulator.operator_secret(),
+    )?;
+    desired.vault = VaultConfig::File {
+        path: dir.join("vault.json"),
+    };
+    printer.status(&format!(
+        "sandbox: emulator at {} (Graph {}), file vault {}",
+        emulator.authority_host(),
+        emulator.graph_url(),
+        dir.join("vault.json").display()
+    ));
+    Ok((Sandbox { emulator, dir }, session))
+}
