@@ -416,7 +416,9 @@ fn resolve_scope(
                 }))
     });
     if let Some(app) = found
-        && state.sp_index_by("appId", app.app_id(), Some(now)).is_some()
+        && state
+            .sp_index_by("appId", app.app_id(), Some(now))
+            .is_some()
     {
         return Ok((app.app_id().to_string(), app.app_id().to_string()));
     }
