@@ -830,10 +830,11 @@ async fn azure_identity_client_secret_credential_works_against_it() {
     let credential = |secret: String| {
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = env.emu.authority_host();
-        let mut client_options = azure_core::http::ClientOptions::default();
-        client_options.cloud = Some(Arc::new(custom.into()));
-        client_options.transport =
-            Some(azure_core::http::Transport::new(Arc::new(env.http.clone())));
+        let client_options = azure_core::http::ClientOptions {
+            cloud: Some(Arc::new(custom.into())),
+            transport: Some(azure_core::http::Transport::new(Arc::new(env.http.clone()))),
+            ..Default::default()
+        };
         let options = azure_identity::ClientSecretCredentialOptions { client_options };
         azure_identity::ClientSecretCredential::new(
             &env.emu.tenant_id(),
