@@ -182,7 +182,9 @@ pub struct EmulatorArgs {
     /// A verified domain of the tenant (repeatable).
     #[arg(long = "verified-domain", value_name = "DOMAIN")]
     pub verified_domains: Vec<String>,
-    /// Load apps as if made by hand (JSON; repeatable).
+    /// Load apps as if made by hand (JSON; repeatable). Format: {"applications": [{...application
+    /// JSON..., "servicePrincipal": true, "passwords": [{"displayName": ...}], "grants":
+    /// [{"resourceAppId": "<appId>|self", "scope": "..."}]}]}. Ignored when --state already exists.
     #[arg(long = "seed", value_name = "FILE")]
     pub seeds: Vec<PathBuf>,
     /// Added latency per request.
@@ -200,7 +202,8 @@ pub struct EmulatorArgs {
     /// Seed of the fault RNG (failures reproduce).
     #[arg(long, default_value_t = 1)]
     pub rng_seed: u64,
-    /// Persist state to this file across restarts.
+    /// Persist state to this file across restarts (secrets are kept as digests only; the
+    /// operator gets a new secret at each start).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Export the operator that lacks the grant permission (to try the admin-consent fallback).

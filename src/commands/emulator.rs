@@ -58,6 +58,9 @@ fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
 
 pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let config = config(&args)?;
+    // Listen for signals before the export lines go out: a script may `kill` right after
+    // reading them, and a signal that arrives before the handler would kill us uncleanly.
+    let signals = Signals::install();
     let emu = emulator::start(config).await.map_err(to_error)?;
 
     // The CA goes where asked, or into a private temporary directory removed on exit.
@@ -101,7 +104,7 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
         emu.control_url()
     ));
 
-    wait_for_signal().await;
+    signals.wait().await;
     printer.status("emulator stopping");
     emu.shutdown().await;
     if let Some(dir) = temp_dir {
@@ -110,25 +113,50 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
     Ok(ExitStatus::Success)
 }
 
-/// Ctrl-C, or SIGTERM on Unix (what `kill` and test harnesses send).
-async fn wait_for_signal() {
+/// Ctrl-C, or SIGTERM on Unix (what `kill` and test harnesses send), registered eagerly.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(i), Ok(t)) => Some((i, t)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            match self.streams {
+                Some((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

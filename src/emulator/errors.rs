@@ -28,7 +28,7 @@ impl Ctx {
 #[derive(Debug, Clone)]
 pub(crate) struct GraphError {
     pub status: u16,
-    pub code: String,
+    pub code: &'static str,
     pub message: String,
     pub details: Vec<Value>,
     /// Extra headers (`Retry-After`, `WWW-Authenticate`).
@@ -41,10 +41,10 @@ pub(crate) struct GraphError {
 pub(crate) const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
 
 impl GraphError {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         GraphError {
             status,
-            code: code.to_string(),
+            code,
             message: message.into(),
             details: Vec::new(),
             headers: Vec::new(),
@@ -122,7 +122,7 @@ impl GraphError {
             inner.insert(k.clone(), v.clone());
         }
         let mut error = serde_json::Map::new();
-        error.insert("code".into(), Value::String(self.code.clone()));
+        error.insert("code".into(), Value::String(self.code.to_string()));
         error.insert("message".into(), Value::String(self.message.clone()));
         if !self.details.is_empty() {
             error.insert("details".into(), Value::Array(self.details.clone()));

@@ -406,9 +406,9 @@ fn resolve_scope(
     if arm.iter().any(|a| a == r) {
         return Ok(("arm".into(), "https://management.core.windows.net/".into()));
     }
-    let now = Some(now_ms());
+    let now = now_ms();
     let found = state.applications.iter().find(|a| {
-        a.visible(now.unwrap_or(0))
+        a.visible(now)
             && (a.app_id().to_lowercase() == r
                 || a.data["identifierUris"].as_array().is_some_and(|u| {
                     u.iter()
@@ -416,7 +416,9 @@ fn resolve_scope(
                 }))
     });
     if let Some(app) = found
-        && state.sp_index_by("appId", app.app_id(), now).is_some()
+        && state
+            .sp_index_by("appId", app.app_id(), Some(now))
+            .is_some()
     {
         return Ok((app.app_id().to_string(), app.app_id().to_string()));
     }

@@ -108,6 +108,10 @@ impl EmulatorError {
                 "the file is not an emulator state file; delete it or point --state elsewhere"
                     .into(),
             ),
+            EmulatorError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some("check the path".into())
+            }
+            EmulatorError::Io { .. } => Some("check the file's permissions and owner".into()),
             EmulatorError::Faults(_) => {
                 Some("rates are probabilities between 0 and 1; times are milliseconds".into())
             }

@@ -206,6 +206,9 @@ impl Parser {
                 return Err("the 'all' operator is not supported".into());
             }
             let coll = path[..path.len() - 1].to_vec();
+            if coll.is_empty() {
+                return Err("a lambda needs a collection property before '/any'".into());
+            }
             self.expect(Tok::LParen)?;
             let var = match self.next() {
                 Some(Tok::Ident(v)) => v,
@@ -427,6 +430,7 @@ mod tests {
         assert!(t("appId in ('B', 'A1')"));
         assert!(t("api/requestedAccessTokenVersion eq 2"));
         assert!(parse_filter("appId eq").is_err());
+        assert!(parse_filter("any(x:x eq 'a')").is_err());
         assert!(parse_filter("appId eq 'x").is_err());
         assert_eq!(
             parse_segment("applications(uniqueName='a''b')").unwrap(),
@@ -435,5 +439,18 @@ mod tests {
                 Some(Key::Alt("uniqueName".into(), "a'b".into()))
             )
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends as `$filter`, the parser answers Ok or Err, never panics.
+        #[test]
+        fn filter_parser_never_panics(s in "[a-zA-Z/:()' ,0-9.$-]{0,60}") {
+            if let Ok(e) = parse_filter(&s) {
+                let mut props = Vec::new();
+                filter_properties(&e, &mut props);
+                let _ = eval(&e, &json!({"a": ["x"], "b": {"c": 1}}));
+            }
+            let _ = parse_segment(&s);
+        }
     }
 }

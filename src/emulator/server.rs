@@ -302,7 +302,11 @@ fn to_response(resp: Resp, ctx: &Ctx, kind: Kind) -> Response {
                 .header("Cache-Control", "no-store, no-cache")
                 .header("x-ms-request-id", &ctx.request_id);
         }
-        Kind::Control => {}
+        Kind::Control => {
+            builder = builder
+                .header("request-id", &ctx.request_id)
+                .header("client-request-id", &ctx.client_request_id);
+        }
     }
     for (k, v) in &resp.headers {
         if let (Ok(name), Ok(value)) = (
