@@ -17,6 +17,7 @@ pub mod plan;
 pub mod printer;
 pub mod secret;
 pub mod vault;
+pub mod verify;
 
 use std::process::ExitCode;
 

@@ -7,6 +7,7 @@ use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 mod completions;
+mod verify;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
@@ -17,5 +18,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
             Err(Error::other("not implemented yet", None))
         }
         Command::Emulator(_) => Err(Error::other("not implemented yet", None)),
+        Command::Verify(args) => verify::run(args, &global, printer).await,
     }
 }
