@@ -375,7 +375,7 @@ pub fn manual_checks(desired: &Desired) -> Vec<Check> {
             "claude.ai connector registration",
             format!(
                 "claude.ai → Settings → Connectors → Add custom connector: URL {endpoint}, \
-                 client id of `{}`, client secret from the vault path `{}`",
+                 Client ID = the appId of the app `{}`, Client Secret = the vault's `{}`",
                 desired.unique_name, desired.secret.vault_path
             ),
             "after the Microsoft login and consent, the connector lists the server's tools. \

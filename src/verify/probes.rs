@@ -18,7 +18,6 @@
 //! - `authorization_servers` must name the customer's tenant (the MCP authorization spec
 //!   requires at least one: <https://modelcontextprotocol.io/specification/2025-06-18/basic/authorization>).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE};
@@ -439,9 +438,12 @@ impl<'a> Target<'a> {
                     )),
                     404 => Some(format!(
                         "the path is not routed: the server needs `Route(\"/{svc}/health\", health)` \
-                         (seed §4.2 ④); a 404 from Cloudflare means the tunnel has no rule for \
-                         the path",
-                        svc = self.service()
+                         (seed §4.2 ④); a 404 from the tunnel instead means no ingress rule \
+                         matches: the two rules `entraform render` writes route `/{svc}/mcp…` and \
+                         `/{svc}/.well-known/…` only, so add `^/{svc}/health$` to http://{up}:{port}",
+                        svc = self.service(),
+                        up = self.desired.deploy.upstream_host,
+                        port = self.desired.deploy.proxy_port,
                     )),
                     _ => None,
                 };
@@ -500,9 +502,10 @@ impl<'a> Target<'a> {
             Some(Value::String(resource)) if resource == app_id_uri => {
                 let mut note = "resource = the App ID URI".to_string();
                 if self.endpoint.as_str() != app_id_uri {
+                    // RFC 9728 §3.3 wants the URL the client used; through the public host
+                    // that is the App ID URI.
                     note.push_str(&format!(
-                        " (the probed endpoint is {}; through the public host the two are the \
-                         same URL, as RFC 9728 §3.3 requires)",
+                        " (not the probed {}: equal only through the public host)",
                         self.endpoint
                     ));
                 }
@@ -641,14 +644,19 @@ impl<'a> Target<'a> {
             ),
             Metadata::Invalid { seen, problems } => invalid_check(id, title, &seen, &problems),
             Metadata::Unexpected(seen) => {
-                let fix = self.fix_for(
-                    &seen,
-                    on_unexpected(&seen),
-                    "200 with the metadata document",
-                );
+                let advice = on_unexpected(&seen).or_else(|| self.common_fix(&seen));
                 match unreachable_is_warning {
-                    Some(why) => Check::warn(id, title, seen.summary(), format!("{why}\n{fix}")),
-                    None => Check::fail(id, title, seen.summary(), fix),
+                    Some(why) => {
+                        let fix = match advice {
+                            Some(advice) => format!("{why}\n{advice}"),
+                            None => why.to_string(),
+                        };
+                        Check::warn(id, title, seen.summary(), fix)
+                    }
+                    None => {
+                        let fix = self.fix_for(&seen, advice, "200 with the metadata document");
+                        Check::fail(id, title, seen.summary(), fix)
+                    }
                 }
             }
             Metadata::Unreached(failed) => {
@@ -1082,7 +1090,9 @@ pub fn parse_challenges(value: &str) -> Vec<Challenge> {
                 }
                 j += 1; // closing quote (or end)
             } else {
-                while j < chars.len() && is_tchar(chars[j]) {
+                // RFC 9110 allows only a token here, but servers do send unquoted URLs
+                // (`resource_metadata=https://…`): read up to the next comma or space.
+                while j < chars.len() && !matches!(chars[j], ',' | ' ' | '\t') {
                     val.push(chars[j]);
                     j += 1;
                 }
@@ -1154,20 +1164,19 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// The error and its causes on one line, without the URL (the check names it already).
+/// What went wrong, in the words of the innermost cause (`Connection refused (os error 111)`,
+/// `invalid peer certificate: UnknownIssuer`); reqwest's outer layers only repeat the URL.
 fn error_chain(err: &reqwest::Error) -> String {
-    let mut text = match err.url() {
-        Some(url) => err.to_string().replace(&format!(" ({url})"), ""),
-        None => err.to_string(),
-    };
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+    let mut innermost: &dyn std::error::Error = err;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
-    text
+    let kind = if err.is_connect() {
+        "cannot connect"
+    } else if err.is_body() || err.is_decode() {
+        "cannot read the response"
+    } else {
+        "request failed"
+    };
+    format!("{kind}: {innermost}")
 }
