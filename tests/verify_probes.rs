@@ -134,6 +134,8 @@ struct Frame {
     redirect_to: Option<String>,
     /// Never answer.
     hang: bool,
+    /// The scheme the app puts in `resource_metadata` (it sees plain HTTP behind the proxy).
+    scheme: &'static str,
 }
 
 impl Frame {
@@ -151,6 +153,7 @@ impl Frame {
             always_500: false,
             redirect_to: None,
             hang: false,
+            scheme: "http",
         }
     }
 
@@ -237,8 +240,8 @@ fn unauthorized(f: &Frame, host: &str, reason: &str) -> Response {
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     if f.www_authenticate {
         let value = format!(
-            "Bearer error=\"invalid_token\", error_description=\"{reason}\", resource_metadata=\"http://{host}{}\"",
-            f.resource_metadata_path
+            "Bearer error=\"invalid_token\", error_description=\"{reason}\", resource_metadata=\"{}://{host}{}\"",
+            f.scheme, f.resource_metadata_path
         );
         response
             .headers_mut()
@@ -255,6 +258,64 @@ async fn serve(frame: Frame) -> Url {
         axum::serve(listener, app).await.unwrap();
     });
     Url::parse(&format!("http://{addr}")).unwrap()
+}
+
+/// The same server over TLS, with a throw-away CA (returned as PEM) that no system trusts.
+async fn serve_tls(frame: Frame) -> (Url, String) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        SanType,
+    };
+    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf_cert.der().clone()],
+            PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let app = Router::new().fallback(handle).with_state(Arc::new(frame));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                        .await;
+                }
+            });
+        }
+    });
+    (
+        Url::parse(&format!("https://{addr}")).unwrap(),
+        ca_cert.pem(),
+    )
 }
 
 /// A probe client that ignores any proxy settings of the machine running the tests.
@@ -360,6 +421,59 @@ async fn probe_client_is_usable() {
         checks.iter().all(|c| c.status == CheckStatus::Pass),
         "{checks:#?}"
     );
+}
+
+/// `--ca-cert`: the extra root is trusted; without it the failure says to pass it.
+#[tokio::test]
+#[allow(clippy::print_stderr)] // the skip note
+async fn tls_with_a_private_ca() {
+    let (base, ca_pem) = serve_tls(Frame {
+        scheme: "https",
+        ..Frame::good()
+    })
+    .await;
+
+    let untrusting = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let checks = probe_http(&base, &blueprint(), &untrusting).await;
+    for id in ["#2", "#3", "#3a", "#4", "#5"] {
+        assert_fail_with(&checks, id, "certificate", "--ca-cert");
+    }
+
+    if std::env::var_os("HTTPS_PROXY").is_some() || std::env::var_os("https_proxy").is_some() {
+        eprintln!("note: an HTTPS proxy is configured; skipping the trusted-root round trip");
+        return;
+    }
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).unwrap();
+    let checks = probe_http(&base, &blueprint(), &probe_client(roots).unwrap()).await;
+    assert!(
+        checks.iter().all(|c| c.status == CheckStatus::Pass),
+        "{checks:#?}"
+    );
+}
+
+/// Behind TLS termination the app sees `http` and builds an `http://` resource_metadata.
+#[tokio::test]
+async fn resource_metadata_with_the_wrong_scheme_fails_4() {
+    let (base, ca_pem) = serve_tls(Frame::good()).await;
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tls_certs_merge(roots)
+        .build()
+        .unwrap();
+    let checks = probe_http(&base, &blueprint(), &client).await;
+    assert_fail_with(
+        &checks,
+        "#4",
+        "resource_metadata: GET http://127.0.0.1:",
+        "resource_metadata says http:// but the service is served over https",
+    );
+    assert_eq!(status(&checks, "#3"), CheckStatus::Pass);
 }
 
 /// Troubleshooting / seed §4.2 ⑤: the metadata behind the auth middleware → 401, so a client

@@ -857,10 +857,20 @@ impl<'a> Target<'a> {
             "{} {} → 401, WWW-Authenticate: {shown}",
             seen.method, seen.url
         );
-        let point_fix = format!(
+        let mut point_fix = format!(
             "point resource_metadata at a public, routed path: `{}` (seed §4.2 ②)",
             self.expected_resource_metadata()
         );
+        if metadata_url.scheme() != self.endpoint.scheme() {
+            // Behind Caddy/cloudflared the app sees plain HTTP; a URL built from the request
+            // gets the wrong scheme.
+            point_fix = format!(
+                "resource_metadata says {}:// but the service is served over {}: build the URL \
+                 from the App ID URI, not from the request the proxy forwarded; {point_fix}",
+                metadata_url.scheme(),
+                self.endpoint.scheme()
+            );
+        }
         match self.metadata(&metadata_url).await {
             Metadata::Valid { seen: doc, notes } => Check::pass(
                 id,
@@ -886,6 +896,7 @@ impl<'a> Target<'a> {
                          `_PUBLIC_PATHS`",
                         doc.url.path()
                     )),
+                    _ if metadata_url.scheme() != self.endpoint.scheme() => Some(point_fix),
                     404 => Some(point_fix),
                     _ => None,
                 };
