@@ -36,6 +36,8 @@ pub async fn run(
         }
         None => checks.extend(verify::unprobed_checks(&desired)),
     }
+    // The Entra half (#11 app manifest, #12 SP, #13 vault secret + token, consent) extends
+    // `checks` here; `VerifyReport::new` puts everything in checklist order.
 
     let report = VerifyReport::new(&desired.service, checks);
     if printer.is_json() {
