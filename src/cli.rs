@@ -75,6 +75,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Run the local Microsoft Graph + Entra login emulator.
     Emulator(EmulatorArgs),
+    /// Check a deployed service against the checklist: HTTP probes with --url, and the items
+    /// only the Docker host can check, as the exact commands to run. Exits 3 if a check fails.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +143,16 @@ pub struct NewArgs {
     /// Directory of manifests.
     #[arg(long, default_value = "manifests")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The service manifest.
+    pub manifest: PathBuf,
+    /// The public origin to probe (e.g. `https://axe.axelabs.ai`): health, the OAuth metadata,
+    /// the 401 challenges (#2–#5).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]

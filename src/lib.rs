@@ -25,6 +25,7 @@ pub mod secret;
 pub mod secret_flow;
 pub mod similar;
 pub mod vault;
+pub mod verify;
 
 use std::process::ExitCode;
 

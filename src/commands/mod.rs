@@ -16,6 +16,7 @@ mod render;
 mod sandbox;
 mod schema;
 mod session;
+mod verify;
 
 pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let global = cli.global;
@@ -28,5 +29,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Schema(args) => schema::run(args, printer),
         Command::Render(args) => render::run(args, &global, printer),
         Command::Emulator(args) => emulator::run(args, printer).await,
+        Command::Verify(args) => verify::run(args, &global, printer).await,
     }
 }

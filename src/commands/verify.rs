@@ -1,0 +1,137 @@
+//! `entraform verify MANIFEST [--url URL]`: the checklist of one deployed service.
+//!
+//! The report is assembled from independent halves, each a `Vec<Check>`: the items to check by
+//! hand (always), the HTTP probes (with `--url`). The Entra half (#11–#13, consent) appends its
+//! own checks the same way before the report is built.
+
+use std::path::Path;
+
+use url::Url;
+
+use crate::cli::{GlobalArgs, VerifyArgs};
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::printer::Printer;
+use crate::verify::{self, VerifyReport, probes};
+
+pub async fn run(
+    args: VerifyArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    // Usage errors first: nothing is read before the flags make sense.
+    let base = args.url.as_deref().map(parse_base).transpose()?;
+    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+
+    let mut checks = verify::manual_checks(&desired);
+    match &base {
+        Some(base) => {
+            let client = probe_client(global.ca_cert.as_deref())?;
+            printer.status(&format!(
+                "probing {} (#2–#5)…",
+                base.origin().ascii_serialization()
+            ));
+            checks.extend(probes::probe_http(base, &desired, &client).await);
+        }
+        None => checks.extend(verify::unprobed_checks(&desired)),
+    }
+    // The Entra half (#11 app manifest, #12 SP, #13 vault secret + token, consent) extends
+    // `checks` here; `VerifyReport::new` puts everything in checklist order.
+
+    let report = VerifyReport::new(&desired.service, checks);
+    if printer.is_json() {
+        printer.json(&report);
+    } else {
+        printer.out(&report.render_text());
+    }
+    Ok(report.exit_status())
+}
+
+/// `--url` is the public origin (`https://axe.axelabs.ai`); the probes add the service's paths.
+pub(crate) fn parse_base(raw: &str) -> Result<Url, Error> {
+    let example = "e.g. --url https://axe.axelabs.ai";
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        Error::usage(
+            format!("--url `{raw}` is not a URL: {e}"),
+            Some(format!(
+                "give the service's public origin with its scheme, {example}"
+            )),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::usage(
+            format!("--url `{raw}` is not an http(s) URL with a host"),
+            Some(format!("give the service's public origin, {example}")),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::usage(
+            format!(
+                "--url `{}` carries credentials",
+                url.host_str().unwrap_or_default()
+            ),
+            Some(format!("the probes need no credentials; {example}")),
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::usage(
+            format!("--url `{raw}` has a path; it takes the origin only"),
+            Some(format!(
+                "{example}: entraform adds /<service>/health, /<service>/mcp and the metadata paths"
+            )),
+        ));
+    }
+    Ok(url)
+}
+
+fn probe_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, Error> {
+    let roots = match ca_cert {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::other(
+                    format!("--ca-cert {}: not a PEM certificate: {e}", path.display()),
+                    Some(
+                        "pass the PEM file of the root certificate (`-----BEGIN CERTIFICATE-----`)"
+                            .to_string(),
+                    ),
+                )
+            })?
+        }
+        None => Vec::new(),
+    };
+    probes::probe_client(roots).map_err(|e| {
+        Error::other(
+            format!("cannot build the HTTP client: {e}"),
+            Some("check --ca-cert".to_string()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_base;
+
+    #[test]
+    fn url_must_be_an_origin() {
+        assert_eq!(
+            parse_base("https://axe.axelabs.ai").unwrap().as_str(),
+            "https://axe.axelabs.ai/"
+        );
+        assert!(parse_base("http://127.0.0.1:8080/").is_ok());
+        for bad in [
+            "axe.axelabs.ai",
+            "ftp://axe.axelabs.ai",
+            "https://axe.axelabs.ai/blueprint/mcp",
+            "https://axe.axelabs.ai/?x=1",
+            "https://user:pw@axe.axelabs.ai",
+        ] {
+            let err = parse_base(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(
+                err.hint().unwrap().contains("https://axe.axelabs.ai"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The secret-leak check of the Graph client's logs. It lives in its own test binary because a
+//! thread-scoped tracing subscriber is not reliable while other tests run on other threads
+//! (callsite interest is global): alone here, nothing else can race it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entraform::emulator::{EmulatorConfig, RunningEmulator, start};
+use entraform::graph::wire::Application;
+use entraform::graph::{
+    AuthConfig, GraphClient, GraphWrite, OperatorCredential, RetryPolicy, UpsertOutcome,
+    prove_secret,
+};
+use entraform::secret::Secret;
+
+const DOMAIN: &str = "axelabs.ai";
+
+async fn emulator(config: EmulatorConfig) -> RunningEmulator {
+    start(config.tls(true).verified_domain(DOMAIN))
+        .await
+        .expect("emulator starts")
+}
+
+fn auth(emu: &RunningEmulator) -> AuthConfig {
+    AuthConfig::new(emu.authority_host(), emu.graph_url())
+        .with_ca_pem(emu.ca_cert_pem().expect("TLS emulator has a CA").as_bytes())
+}
+
+fn credential(
+    emu: &RunningEmulator,
+    cfg: &AuthConfig,
+    client_id: &str,
+    secret: &Secret,
+) -> OperatorCredential {
+    let tenant = emu.tenant_id();
+    let client_id = client_id.to_string();
+    let secret = secret.expose().to_string();
+    OperatorCredential::from_env_with(cfg, move |k| match k {
+        "AZURE_TENANT_ID" => Some(tenant.clone()),
+        "AZURE_CLIENT_ID" => Some(client_id.clone()),
+        "AZURE_CLIENT_SECRET" => Some(secret.clone()),
+        _ => None,
+    })
+    .expect("client secret credential")
+}
+
+fn client(emu: &RunningEmulator) -> GraphClient {
+    let cfg = auth(emu);
+    let cred = credential(emu, &cfg, emu.operator_client_id(), emu.operator_secret());
+    GraphClient::with_credential(&cfg, Arc::new(cred))
+        .expect("client")
+        .with_retry(RetryPolicy::fast())
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn debug_logs_never_carry_secrets_or_tokens() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary may have cached "no interest" for our callsites while no
+    // subscriber was set; make them ask again.
+    tracing::callsite::rebuild_interest_cache();
+
+    let emu = emulator(EmulatorConfig::default()).await;
+    let graph = client(&emu);
+    let write = GraphWrite::new(graph.clone());
+    let app = Application {
+        display_name: Some("Leak MCP".into()),
+        ..Default::default()
+    };
+    let UpsertOutcome::Created(app) = write
+        .upsert_application("axe-leak-mcp", &app, true)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new app")
+    };
+    write
+        .create_service_principal(app.app_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let end = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let added = write
+        .add_password(app.id.as_deref().unwrap(), "entraform", end)
+        .await
+        .unwrap();
+    let cfg = auth(&emu);
+    prove_secret(
+        &cfg,
+        &emu.tenant_id(),
+        app.app_id.as_deref().unwrap(),
+        &added.1,
+        &cfg.graph_scope().unwrap(),
+        tokio::time::Instant::now() + Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let shown = format!("{added:?}");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("addPassword"),
+        "debug logging was captured: {logs}"
+    );
+    let mut secrets = emu.issued_secrets();
+    secrets.push(Secret::new(added.1.expose().to_string()));
+    for s in &secrets {
+        assert!(!logs.contains(s.expose()), "a secret reached the logs");
+        assert!(!shown.contains(s.expose()), "a secret reached Debug output");
+    }
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer "),
+        "a token reached the logs"
+    );
+    emu.shutdown().await;
+}
