@@ -42,6 +42,11 @@ fn hive_objects(h: &Harness) -> (Value, Value, Vec<Value>) {
 
 /// Every property of steps 1–9 as the manifest says, exactly.
 fn assert_converged(h: &Harness) {
+    assert_converged_with(h, 0);
+}
+
+/// Like [`assert_converged`], with `foreign` credentials entraform did not make.
+fn assert_converged_with(h: &Harness, foreign: usize) {
     let (app, sp, grants) = hive_objects(h);
     assert_eq!(app["uniqueName"], HIVE_UNIQUE);
     assert_eq!(app["displayName"], "Hive MCP");
@@ -98,13 +103,49 @@ fn assert_converged(h: &Harness) {
     let g = on(sp["id"].as_str().unwrap());
     assert_eq!(g["consentType"], "AllPrincipals");
     assert_eq!(g["scope"], "mcp.access");
-    // One password, and the vault holds its secret.
+    // One password of entraform's, and the vault holds its secret.
     let pw = app["passwordCredentials"].as_array().unwrap();
-    assert_eq!(pw.len(), 1, "{pw:#?}");
+    assert_eq!(pw.len(), 1 + foreign, "{pw:#?}");
+    let ours: Vec<&Value> = pw
+        .iter()
+        .filter(|p| p["displayName"] == "entraform hive")
+        .collect();
+    assert_eq!(ours.len(), 1, "{pw:#?}");
     let held = h
         .vault_secret(HIVE_VAULT_PATH)
         .expect("the vault holds a secret");
-    assert_eq!(pw[0]["hint"], held.hint());
+    assert_eq!(ours[0]["hint"], held.hint());
+}
+
+/// Wait until nothing in the emulator is still replicating.
+async fn replicated(h: &Harness) {
+    for _ in 0..100 {
+        let s = h.state();
+        let pending = !s["replicating"].as_array().unwrap().is_empty()
+            || s["passwords"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["visibleInMs"].as_u64().unwrap_or(0) > 0);
+        if !pending {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the emulator is still replicating after 10 s");
+}
+
+/// The hive app as someone made it by hand with `az` (checklist's first commands): App ID URI
+/// set, token version 1, no scope, one redirect URI, an SP, a hand-made secret, no consent.
+fn hand_made_hive() -> Value {
+    json!({"applications": [{
+        "displayName": "Hive MCP",
+        "signInAudience": "AzureADMyOrg",
+        "identifierUris": [HIVE_URI],
+        "web": {"redirectUris": ["https://claude.ai/api/mcp/auth_callback"]},
+        "servicePrincipal": true,
+        "passwords": [{"displayName": "hive (az ad app credential reset)"}]
+    }]})
 }
 
 fn audit(h: &Harness) -> Vec<Value> {
@@ -271,4 +312,235 @@ async fn round_trips_of_a_fresh_and_a_no_op_apply() {
         show(&trips)
     );
     assert!(writes(&reqs).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_made_app_is_adopted_by_its_app_id_uri_never_duplicated() {
+    let h = with_frame().await;
+    let ids = h.emu.seed_app(&hand_made_hive()).unwrap();
+    let hand_app_id = ids[0].clone();
+
+    let plan = h.run(&["plan", HIVE]).await;
+    plan.expect(3);
+    assert!(
+        plan.stdout.contains("found by identifier_uri"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("uniqueName: (none) → axe-hive-mcp"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("api.requestedAccessTokenVersion: 1 → 2"),
+        "{}",
+        plan.stdout
+    );
+
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged_with(&h, 1);
+    let (app, _, _) = hive_objects(&h);
+    assert_eq!(app["appId"], hand_app_id, "the hand-made app was adopted");
+    // The hand-made secret is someone else's: kept.
+    let pw = app["passwordCredentials"].as_array().unwrap();
+    assert!(
+        pw.iter()
+            .any(|p| p["displayName"] == "hive (az ad app credential reset)")
+    );
+
+    // Now found by uniqueName, and converged.
+    h.emu.clear_requests();
+    let again = h.run(&["apply", HIVE, "--out", "out"]).await;
+    again.expect(0);
+    assert!(writes(&h.graph_requests()).is_empty());
+    let plan = h.run(&["plan", HIVE, "--output", "json"]).await;
+    plan.expect(0);
+    assert_eq!(plan.json()["plan"]["found_by"], "unique_name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_scope_is_disabled_first_and_keeps_its_id() {
+    let h = with_frame().await;
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let (app, _, _) = hive_objects(&h);
+    let scope_id = app["api"]["oauth2PermissionScopes"][0]["id"].clone();
+    let object_id = app["id"].as_str().unwrap().to_string();
+
+    let manifest = std::fs::read_to_string(h.manifests().join("hive.yaml")).unwrap();
+    h.write_manifest(
+        "hive.yaml",
+        &format!("{manifest}overrides:\n  scope:\n    admin_consent_display_name: Use Hive MCP\n"),
+    );
+    let plan = h.run(&["plan", HIVE]).await;
+    plan.expect(3);
+    assert!(
+        plan.stdout.contains(
+            "api.oauth2PermissionScopes[mcp.access].adminConsentDisplayName: \"Access Hive MCP\" → \"Use Hive MCP\""
+        ),
+        "{}",
+        plan.stdout
+    );
+
+    h.emu.clear_requests();
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let patches: Vec<String> = writes(&h.graph_requests());
+    let app_path = format!("PATCH /v1.0/applications/{object_id}");
+    assert_eq!(
+        patches,
+        [app_path.clone(), app_path],
+        "disable first, then change: {patches:?}"
+    );
+    let (app, _, grants) = hive_objects(&h);
+    let scopes = app["api"]["oauth2PermissionScopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 1);
+    assert_eq!(scopes[0]["id"], scope_id, "an existing scope keeps its id");
+    assert_eq!(scopes[0]["isEnabled"], true);
+    assert_eq!(scopes[0]["adminConsentDisplayName"], "Use Hive MCP");
+    assert_eq!(grants.len(), 2);
+
+    // Renaming the scope: the old one is disabled, then replaced by a new one.
+    let manifest = std::fs::read_to_string(h.manifests().join("hive.yaml")).unwrap();
+    h.write_manifest(
+        "hive.yaml",
+        &manifest.replace("  scope:\n", "  scope:\n    value: mcp.use\n"),
+    );
+    h.emu.clear_requests();
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let (app, sp, grants) = hive_objects(&h);
+    let scopes = app["api"]["oauth2PermissionScopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 1, "{scopes:#?}");
+    assert_eq!(scopes[0]["value"], "mcp.use");
+    assert_ne!(scopes[0]["id"], scope_id);
+    let own = grants
+        .iter()
+        .find(|g| g["resourceId"] == sp["id"])
+        .expect("grant on the app itself");
+    assert!(
+        own["scope"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .any(|s| s == "mcp.use"),
+        "{own}"
+    );
+    let plan = h.run(&["plan", HIVE]).await;
+    plan.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_grant_permission_consent_is_blocked_with_the_admin_consent_url() {
+    let mut h = with_frame().await;
+    h.operator = apply_support::Operator::Limited;
+    let run = h
+        .run(&["apply", HIVE, "--out", "out", "--output", "json"])
+        .await;
+    let doc = run.json();
+    let (app, _, grants) = hive_objects(&h);
+    assert!(grants.is_empty(), "{grants:#?}");
+    let step9 = &doc["applied"]["steps"][8];
+    assert_eq!(step9["result"], "blocked", "{step9}");
+    let url = doc["applied"]["admin_consent_url"].as_str().unwrap();
+    let parsed = url::Url::parse(url).unwrap();
+    assert_eq!(
+        parsed.origin().ascii_serialization(),
+        h.emu.authority_host()
+    );
+    assert!(
+        parsed
+            .path()
+            .ends_with(&format!("{}/v2.0/adminconsent", h.emu.tenant_id()))
+    );
+    let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], app["appId"].as_str().unwrap());
+    assert_eq!(
+        q["scope"],
+        format!("https://graph.microsoft.com/User.Read {HIVE_URI}/mcp.access")
+    );
+    assert_eq!(q["redirect_uri"], "https://claude.ai/api/mcp/auth_callback");
+    // Everything else converged; the run says consent is still pending (exit 3).
+    run.expect(3);
+    let text = h.run(&["apply", HIVE, "--out", "out"]).await;
+    text.expect(3);
+    assert!(
+        text.stdout.contains("Admin consent needed: "),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stderr.contains("blocked"), "{}", text.stderr);
+    let (app2, _, _) = hive_objects(&h);
+    assert_eq!(
+        app2["passwordCredentials"].as_array().unwrap().len(),
+        1,
+        "a blocked consent mints no second secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_errors_and_replication_delay_still_converge_without_duplicates() {
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        throttle_next: 2,
+        error_next: 2,
+        retry_after_secs: 0.05,
+        replication_delay_ms: 1500,
+        ..Faults::default()
+    });
+    h.emu.clear_requests();
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let log = h.emu.requests();
+    let mut faults: Vec<&str> = log
+        .iter()
+        .flat_map(|r| std::iter::once(r).chain(r.inner.iter()))
+        .filter_map(|r| r.fault.as_deref())
+        .collect();
+    faults.sort();
+    assert_eq!(
+        faults,
+        ["error", "error", "throttle", "throttle"],
+        "{log:#?}"
+    );
+    // The replication delay was met too (the SP before its app was visible).
+    assert!(
+        log.iter()
+            .any(|r| r.path == "/v1.0/servicePrincipals" && r.status == 400),
+        "{log:#?}"
+    );
+    replicated(&h).await;
+    assert_converged(&h);
+
+    // Faults inside the grants $batch (inner requests are throttled on their own), then a
+    // 503 on addPassword: a fresh service still converges once.
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        throttle_next: 2,
+        retry_after_secs: 0.05,
+        matching: Some("oauth2PermissionGrants".into()),
+        ..Faults::default()
+    });
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        throttle_next: 2,
+        retry_after_secs: 0.05,
+        matching: Some("PATCH /applications(uniqueName=".into()),
+        ..Faults::default()
+    });
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        error_next: 1,
+        retry_after_secs: 0.05,
+        matching: Some("addPassword".into()),
+        ..Faults::default()
+    });
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+    h.emu.clear_requests();
+    h.set_faults(Faults::default());
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert!(writes(&h.graph_requests()).is_empty());
 }

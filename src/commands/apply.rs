@@ -241,10 +241,12 @@ async fn converge(
         }
     };
 
+    let converged = !report.steps.iter().any(|s| s.result == "blocked");
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "ok": true,
             "changed": plan.has_changes(),
+            "converged": converged,
             "plan": plan,
             "applied": report,
             "fragments": { "out": out, "files": written.files },
@@ -325,7 +327,13 @@ async fn converge(
         ));
         printer.out(&text);
     }
-    Ok(ExitStatus::Success)
+    // A blocked step (consent the operator may not grant) leaves a difference behind: the
+    // next `plan` still shows it, so apply says so with exit 3 too.
+    Ok(if converged {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Differences
+    })
 }
 
 /// The reference service's manifest (beside this one), unless it is this service itself.

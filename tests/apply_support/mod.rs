@@ -52,13 +52,38 @@ impl Run {
         })
     }
 
+    /// stderr without the trace/debug logs (for failure messages).
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let mut in_log = false;
+        for line in self.stderr.lines() {
+            let is_log_start = line.len() > 20
+                && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && line.as_bytes()[4] == b'-';
+            if is_log_start {
+                in_log = true;
+                continue;
+            }
+            // A log record's continuation lines (Debug dumps) are indented or closing brackets.
+            if in_log && (line.starts_with("    ") || line.starts_with(['}', ']', ')'])) {
+                continue;
+            }
+            in_log = false;
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
     /// Panic with both streams unless the exit code is `code`.
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Self {
         assert_eq!(
-            self.code, code,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+            self.code,
+            code,
+            "exit code\nstdout:\n{}\nstderr (logs left out):\n{}",
+            self.stdout,
+            self.diagnostics()
         );
         self
     }
