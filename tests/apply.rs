@@ -5,7 +5,7 @@
 
 mod apply_support;
 
-use apply_support::{GRAPH_APP_ID, Harness, USER_READ, round_trips, writes};
+use apply_support::{GOOD_PUSH, GRAPH_APP_ID, Harness, USER_READ, round_trips, writes};
 use entraform::emulator::{EmulatorConfig, Faults};
 use serde_json::{Value, json};
 
@@ -543,4 +543,175 @@ async fn throttling_errors_and_replication_delay_still_converge_without_duplicat
     h.set_faults(Faults::default());
     h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
     assert!(writes(&h.graph_requests()).is_empty());
+}
+
+/// The hive app's credentials in the tenant.
+fn passwords(h: &Harness) -> Vec<Value> {
+    let apps = h.apps_of(HIVE_UNIQUE, HIVE_URI);
+    assert_eq!(apps.len(), 1, "{apps:#?}");
+    apps[0]["passwordCredentials"].as_array().unwrap().clone()
+}
+
+/// A vault that fails ends the run with a clear error, the new credential removed, no secret
+/// shown anywhere (the harness scans every run), and the failure in the audit log.
+async fn failing_vault(push: &str, expect_in_error: &[&str]) -> Harness {
+    let mut h = with_frame().await;
+    h.command_vault(push);
+    let run = h.run(&["apply", HIVE, "--out", "out"]).await;
+    run.expect(1);
+    let diag = run.diagnostics();
+    for e in expect_in_error {
+        assert!(diag.contains(e), "error should say {e:?}:\n{diag}");
+    }
+    assert!(
+        diag.contains("was removed again"),
+        "the error says the credential was removed:\n{diag}"
+    );
+    assert!(passwords(&h).is_empty(), "{:#?}", passwords(&h));
+    let records = audit(&h);
+    let rolled: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "add_secret")
+        .collect();
+    assert_eq!(rolled.len(), 1, "{records:#?}");
+    assert_eq!(rolled[0]["outcome"], "rolled_back");
+    let failed = records.last().unwrap();
+    assert_eq!(failed["action"], "apply", "{records:#?}");
+    assert_eq!(failed["outcome"], "failed");
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_command_that_fails_leaves_no_credential_behind() {
+    let mut h = failing_vault(
+        r#"cat > /dev/null; echo "vault is locked: run 'axe login'" >&2; exit 1"#,
+        &["vault is locked: run 'axe login'", "exit"],
+    )
+    .await;
+    // Fixed vault: the next run converges with one credential, the one the vault holds.
+    h.command_vault(GOOD_PUSH);
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_that_stores_something_else_fails_the_read_back() {
+    // The 270-character incident: a warning glued in front of the secret.
+    let h = failing_vault(
+        r#"f="$(dirname "$0")/store/$1"; mkdir -p "$(dirname "$f")"; { echo "WARNING: keychain is slow"; cat; } > "$f""#,
+        &["read back"],
+    )
+    .await;
+    assert!(h.command_vault_secret(HIVE_VAULT_PATH).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_command_that_prints_the_secret_on_its_stderr_shows_it_redacted() {
+    failing_vault(
+        r#"cat >&2; echo " <- that was the secret" >&2; exit 2"#,
+        &["*** <- that was the secret"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_apply_converges_on_the_next_run_without_duplicates() {
+    // The vault command kills entraform (SIGKILL: no cleanup) after addPassword: the tenant
+    // holds an app, maybe its SP, and a credential no vault holds.
+    let mut h = with_frame().await;
+    h.command_vault(r#"kill -9 $PPID; exit 1"#);
+    let run = h.run(&["apply", HIVE, "--out", "out"]).await;
+    assert_eq!(run.code, -1, "killed by a signal: {}", run.diagnostics());
+    assert_eq!(passwords(&h).len(), 1);
+    let orphan = passwords(&h)[0]["keyId"].clone();
+
+    h.command_vault(GOOD_PUSH);
+    let plan = h.run(&["plan", HIVE, "--output", "json"]).await;
+    plan.expect(3);
+    let actions: Vec<String> = plan.json()["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        actions.contains(&"remove_orphan_password".into()),
+        "{actions:?}"
+    );
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+    assert!(passwords(&h).iter().all(|p| p["keyId"] != orphan));
+
+    // A step that keeps failing (grants answered 503 every time) stops the run; the next run
+    // creates only what is missing: no second secret.
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        error_next: 1000,
+        retry_after_secs: 0.01,
+        matching: Some("oauth2PermissionGrants".into()),
+        ..Faults::default()
+    });
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(1);
+    let (_, sp, grants) = hive_objects(&h);
+    assert!(grants.is_empty());
+    let first = passwords(&h);
+    assert_eq!(first.len(), 1);
+    h.set_faults(Faults::default());
+    h.emu.clear_requests();
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+    assert_eq!(passwords(&h), first, "no new credential");
+    let (_, sp2, _) = hive_objects(&h);
+    assert_eq!(sp2["id"], sp["id"]);
+    let w = writes(&h.graph_requests());
+    assert_eq!(
+        w,
+        [
+            "POST /v1.0/oauth2PermissionGrants",
+            "POST /v1.0/oauth2PermissionGrants"
+        ],
+        "only the grants are written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_never_prompts_without_a_terminal() {
+    // stdin is not a TTY (the harness gives /dev/null) and there is no --yes: apply goes ahead.
+    let h = with_frame().await;
+    let run = h.run(&["apply", HIVE, "--out", "out"]).await;
+    run.expect(0);
+    assert!(!run.stderr.contains("Apply "), "{}", run.diagnostics());
+    assert!(
+        run.stdout.starts_with("Applied hive (axe): app "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Fragments: out"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leak_scan_finds_a_planted_secret() {
+    // The scan every test relies on must be able to fail: plant an issued secret in a file
+    // of the temp dir and in a stream.
+    let h = with_frame().await;
+    let secret = h.emu.issued_secrets().pop().unwrap();
+    let clean = apply_support::Run {
+        code: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    h.assert_no_leaks(&clean);
+    let in_stream = apply_support::Run {
+        code: 0,
+        stdout: String::new(),
+        stderr: format!("log: {}", secret.expose()),
+    };
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        h.assert_no_leaks(&in_stream)
+    }));
+    assert!(caught.is_err(), "a secret on stderr is found");
+    std::fs::write(h.root().join("out.txt"), secret.expose()).unwrap();
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.assert_no_leaks(&clean)));
+    assert!(caught.is_err(), "a secret in a file is found");
 }

@@ -149,12 +149,33 @@ async fn converge(
         progress: &progress,
     };
     let report = if plan.has_changes() {
-        crate::apply::execute(
+        match crate::apply::execute(
             &env,
             &plan,
             observed.service_principal.as_ref().map(|s| s.id.clone()),
         )
-        .await?
+        .await
+        {
+            Ok(report) => report,
+            Err(e) => {
+                // Every apply leaves a record, a failed one too (the audit redacts the text).
+                let mut record = AuditRecord::new(
+                    &desired.tenant_id,
+                    &desired.service,
+                    AuditAction::Apply,
+                    AuditOutcome::Failed,
+                );
+                record.app_id = plan.app_id.clone();
+                record.detail = Some(e.to_string());
+                if let Err(ae) = audit::append(&audit_path, &record) {
+                    printer.warn(&format!(
+                        "cannot append to the audit log {}: {ae}",
+                        audit_path.display()
+                    ));
+                }
+                return Err(e);
+            }
+        }
     } else {
         printer.status("No changes: zero writes.");
         crate::apply::ApplyReport {

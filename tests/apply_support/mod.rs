@@ -29,7 +29,8 @@ pub struct Harness {
     pub emu: RunningEmulator,
     pub dir: tempfile::TempDir,
     pub operator: Operator,
-    /// Files that are meant to hold the secret (excluded from the leak scan).
+    /// Files (or directories) meant to hold the secret: the vault store, excluded from the
+    /// leak scan.
     pub vault_files: Vec<PathBuf>,
 }
 
@@ -176,6 +177,28 @@ impl Harness {
         std::fs::write(self.manifests().join(name), text).unwrap();
     }
 
+    /// A `command` vault: `push.sh {path}` and `get.sh {path}` in the manifests dir, storing
+    /// under `manifests/store/`. `push` is the push script's body (it reads the secret on
+    /// stdin); the default get prints the stored value, or nothing when absent.
+    pub fn command_vault(&mut self, push: &str) {
+        self.write_script("push.sh", push);
+        self.write_script(
+            "get.sh",
+            r#"f="$(dirname "$0")/store/$1"; if [ -f "$f" ]; then cat "$f"; fi"#,
+        );
+        self.set_vault(
+            "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  get: [./get.sh, \"{path}\"]\n",
+        );
+        self.vault_files = vec![self.manifests().join("store")];
+    }
+
+    /// What the command vault's store holds at `path`.
+    pub fn command_vault_secret(&self, path: &str) -> Option<Secret> {
+        std::fs::read_to_string(self.manifests().join("store").join(path))
+            .ok()
+            .map(Secret::new)
+    }
+
     /// Write an executable script (for `command` vaults) under the manifests dir.
     pub fn write_script(&self, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
@@ -250,7 +273,7 @@ impl Harness {
         assert!(!secrets.is_empty());
         let files: Vec<PathBuf> = files_under(self.root())
             .into_iter()
-            .filter(|f| !self.vault_files.contains(f))
+            .filter(|f| !self.vault_files.iter().any(|v| f.starts_with(v)))
             .collect();
         for s in &secrets {
             assert_absent(s, run.stdout.as_bytes(), "stdout");
@@ -271,8 +294,12 @@ impl Harness {
         }
     }
 
-    /// What the file vault holds at `path`.
+    /// What the vault (the command vault's store when one is set up, else the file vault)
+    /// holds at `path`.
     pub fn vault_secret(&self, path: &str) -> Option<Secret> {
+        if self.vault_files.iter().any(|v| v.ends_with("store")) {
+            return self.command_vault_secret(path);
+        }
         self.file_vault()[path]
             .as_str()
             .map(|s| Secret::new(s.into()))
@@ -396,3 +423,7 @@ fn assert_absent(secret: &Secret, haystack: &[u8], what: &str) {
         secret.hint()
     );
 }
+
+/// A push script body that stores the secret from stdin as given.
+pub const GOOD_PUSH: &str =
+    r#"d="$(dirname "$0")/store/$(dirname "$1")"; mkdir -p "$d"; cat > "$(dirname "$0")/store/$1""#;
