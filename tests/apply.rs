@@ -715,3 +715,97 @@ async fn the_leak_scan_finds_a_planted_secret() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.assert_no_leaks(&clean)));
     assert!(caught.is_err(), "a secret in a file is found");
 }
+
+/// Whether a real Secret Service runs (scripts/test.sh starts one); skips with a note, but
+/// fails when ENTRAFORM_REQUIRE_TOOLS=1.
+#[allow(clippy::print_stderr)]
+fn secret_service_available() -> bool {
+    let present = std::env::var("ENTRAFORM_SECRET_SERVICE").as_deref() == Ok("1");
+    if !present {
+        assert!(
+            std::env::var("ENTRAFORM_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "ENTRAFORM_REQUIRE_TOOLS=1 but no Secret Service: run the tests through \
+             scripts/test.sh with gnome-keyring, dbus and libsecret-tools installed"
+        );
+        eprintln!(
+            "note: keyring apply test skipped (no Secret Service; run `bash scripts/test.sh \
+             --test apply` with gnome-keyring installed)"
+        );
+    }
+    present
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_with_the_keyring_backend_against_a_real_secret_service() {
+    if !secret_service_available() {
+        return;
+    }
+    let mut h = with_frame().await;
+    let service = format!("entraform-apply-test-{}", std::process::id());
+    h.keyring_vault(&service);
+    let run = h
+        .run(&["apply", HIVE, "--out", "out", "--output", "json"])
+        .await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(doc["applied"]["secret"]["vault"]["verified"], true);
+    assert!(
+        doc["applied"]["secret"]["vault"]["backend"]
+            .as_str()
+            .unwrap()
+            .contains("Secret Service"),
+        "{}",
+        doc["applied"]["secret"]["vault"]
+    );
+    assert_converged(&h);
+    // The keyring is read back on the next run: nothing to do.
+    h.emu.clear_requests();
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert!(writes(&h.graph_requests()).is_empty());
+    let vault = entraform::vault::KeyringVault::new(&service).unwrap();
+    assert!(vault.delete(HIVE_VAULT_PATH).unwrap());
+}
+
+/// Plan text with the values that change per run (GUIDs, hints, timestamps) replaced.
+fn stable(text: &str) -> String {
+    let guid =
+        regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let hint = regex::Regex::new(r"hint [^)\s]{3}").unwrap();
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    let text = guid.replace_all(text, "[guid]");
+    let text = hint.replace_all(&text, "hint [hint]");
+    time.replace_all(&text, "[time]").into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_output_for_a_fresh_tenant_and_a_drifted_app() {
+    let h = with_frame().await;
+    let fresh = h.run(&["plan", HIVE]).await;
+    fresh.expect(3);
+    insta::assert_snapshot!("plan_fresh_tenant", stable(&fresh.stdout));
+    // Diagnostics only on stderr: the plan is stdout.
+    assert!(!fresh.stdout.contains("warning"), "{}", fresh.stdout);
+
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let (app, _, _) = hive_objects(&h);
+    h.emu
+        .edit_app(
+            app["id"].as_str().unwrap(),
+            &json!({
+                "api": {"requestedAccessTokenVersion": 1},
+                "web": {
+                    "redirectUris": ["https://claude.ai/api/mcp/auth_callback"],
+                    "implicitGrantSettings": {"enableIdTokenIssuance": false}
+                }
+            }),
+        )
+        .unwrap();
+    let drifted = h.run(&["plan", HIVE]).await;
+    drifted.expect(3);
+    insta::assert_snapshot!("plan_drifted_app", stable(&drifted.stdout));
+    let doc = h.run(&["plan", HIVE, "--output", "json"]).await.json();
+    assert_eq!(doc["changes"], true);
+    let step5 = &doc["plan"]["steps"][4];
+    assert_eq!(step5["status"], "update");
+    assert_eq!(step5["changes"][0]["field"], "web.redirectUris");
+}

@@ -32,6 +32,8 @@ pub struct Harness {
     /// Files (or directories) meant to hold the secret: the vault store, excluded from the
     /// leak scan.
     pub vault_files: Vec<PathBuf>,
+    /// The keyring service name when the vault is the OS keyring.
+    pub keyring_service: Option<String>,
 }
 
 /// One finished run of the binary.
@@ -152,6 +154,7 @@ impl Harness {
             dir,
             operator: Operator::Full,
             vault_files: Vec::new(),
+            keyring_service: None,
         };
         h.set_vault("vault:\n  backend: file\n  path: vault.json\n");
         h.vault_files = vec![h.manifests().join("vault.json")];
@@ -190,6 +193,15 @@ impl Harness {
             "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  get: [./get.sh, \"{path}\"]\n",
         );
         self.vault_files = vec![self.manifests().join("store")];
+    }
+
+    /// The OS keyring (Secret Service) under a service name of its own.
+    pub fn keyring_vault(&mut self, service: &str) {
+        self.set_vault(&format!(
+            "vault:\n  backend: keyring\n  service: {service}\n"
+        ));
+        self.vault_files = Vec::new();
+        self.keyring_service = Some(service.to_string());
     }
 
     /// What the command vault's store holds at `path`.
@@ -297,6 +309,11 @@ impl Harness {
     /// What the vault (the command vault's store when one is set up, else the file vault)
     /// holds at `path`.
     pub fn vault_secret(&self, path: &str) -> Option<Secret> {
+        if let Some(service) = &self.keyring_service {
+            use entraform::vault::Vault;
+            let vault = entraform::vault::KeyringVault::new(service).expect("keyring");
+            return vault.get(path).expect("keyring read");
+        }
         if self.vault_files.iter().any(|v| v.ends_with("store")) {
             return self.command_vault_secret(path);
         }
