@@ -44,6 +44,10 @@ pub struct ApplyReport {
     pub secret: Option<Minted>,
     pub removed_credentials: Vec<String>,
     pub admin_consent_url: Option<String>,
+    /// The application as the create returned it (not serialized; the drift check reuses it
+    /// instead of reading a just-created object again).
+    #[serde(skip)]
+    pub app: Option<Application>,
 }
 
 /// Everything apply talks to.
@@ -125,6 +129,7 @@ pub async fn execute(
     };
     let mut app_object_id = plan.app_object_id.clone();
     let mut app_id = plan.app_id.clone();
+    let mut created: Option<Application> = None;
 
     // 1. Disable what must change, so Graph accepts the change (behavior.md §3.5).
     for action in &plan.actions {
@@ -156,6 +161,7 @@ pub async fn execute(
                     UpsertOutcome::Created(app) => {
                         app_object_id = app.id.clone();
                         app_id = app.app_id.clone();
+                        created = Some(*app);
                     }
                     // Someone created it between our read and this write: the upsert updated it.
                     UpsertOutcome::Updated => {
@@ -386,6 +392,7 @@ pub async fn execute(
         secret: minted,
         removed_credentials: removed,
         admin_consent_url: admin_consent,
+        app: created,
     })
 }
 
