@@ -205,7 +205,9 @@ impl KeepReason {
             }
             KeepReason::NoSuccessor => "no newer entraform credential".into(),
             KeepReason::InOverlap { successor, after } => {
-                format!("overlap: successor {successor} is younger than the window; prunable after {after}")
+                format!(
+                    "overlap: successor {successor} is younger than the window; prunable after {after}"
+                )
             }
             KeepReason::LastValid => "the last valid credential".into(),
             KeepReason::VaultUnreadable => {
@@ -411,7 +413,9 @@ mod tests {
         let creds = [cred("old", MARK, 300, 400), cred("new", MARK, 0, 730)];
         let p = select_prunable(&creds, MARK, Some("new"), policy(7, false), now());
         assert!(p.remove.is_empty(), "{p:?}");
-        assert!(matches!(reason(&p, "old"), KeepReason::InOverlap { successor, .. } if successor == "new"));
+        assert!(
+            matches!(reason(&p, "old"), KeepReason::InOverlap { successor, .. } if successor == "new")
+        );
         assert_eq!(reason(&p, "new"), &KeepReason::InVault);
     }
 
@@ -432,7 +436,10 @@ mod tests {
 
     #[test]
     fn foreign_credentials_stay_unless_asked() {
-        let creds = [cred("az1", "frame (az)", 400, 300), cred("new", MARK, 30, 700)];
+        let creds = [
+            cred("az1", "frame (az)", 400, 300),
+            cred("new", MARK, 30, 700),
+        ];
         let p = select_prunable(&creds, MARK, Some("new"), policy(7, false), now());
         assert!(p.remove.is_empty());
         assert_eq!(reason(&p, "az1"), &KeepReason::Foreign);
@@ -451,7 +458,11 @@ mod tests {
 
     #[test]
     fn a_foreign_successor_does_not_count() {
-        let creds = [cred("our", MARK, 400, 300), cred("frn", "by hand", 100, 600), cred("new", MARK, 0, 730)];
+        let creds = [
+            cred("our", MARK, 400, 300),
+            cred("frn", "by hand", 100, 600),
+            cred("new", MARK, 0, 730),
+        ];
         let p = select_prunable(&creds, MARK, Some("new"), policy(7, true), now());
         // our's only entraform successor is `new` (age 0): in overlap. frn likewise.
         assert!(p.remove.is_empty(), "{p:?}");
@@ -479,7 +490,10 @@ mod tests {
         let vault = VaultView::Holds { hint: "cur".into() };
         let creds = [cred("cur", MARK, 700, 20), cred("orf", MARK, 1, 729)];
         // The vault's secret expires in 20 days even though a newer one exists.
-        assert!(matches!(due(&creds, MARK, &vault, Some(30), now()), Due::Rotate { .. }));
+        assert!(matches!(
+            due(&creds, MARK, &vault, Some(30), now()),
+            Due::Rotate { .. }
+        ));
         assert_eq!(
             due(&creds, MARK, &vault, Some(10), now()),
             Due::Skip {
@@ -487,8 +501,14 @@ mod tests {
                 days_left: 20
             }
         );
-        assert!(matches!(due(&creds, MARK, &VaultView::Empty, Some(10), now()), Due::Rotate { .. }));
-        assert!(matches!(due(&creds, MARK, &vault, None, now()), Due::Rotate { .. }));
+        assert!(matches!(
+            due(&creds, MARK, &VaultView::Empty, Some(10), now()),
+            Due::Rotate { .. }
+        ));
+        assert!(matches!(
+            due(&creds, MARK, &vault, None, now()),
+            Due::Rotate { .. }
+        ));
         // An unreadable vault: the newest valid entraform credential is assumed in use.
         assert!(matches!(
             due(&creds, MARK, &VaultView::Unreadable, Some(30), now()),
@@ -499,7 +519,12 @@ mod tests {
     #[test]
     fn describe_marks_the_vaults_credential_and_sorts_oldest_first() {
         let creds = [cred("new", MARK, 1, 729), cred("az1", "by hand", 400, -5)];
-        let rows = describe(&creds, MARK, &VaultView::Holds { hint: "new".into() }, now());
+        let rows = describe(
+            &creds,
+            MARK,
+            &VaultView::Holds { hint: "new".into() },
+            now(),
+        );
         assert_eq!(rows[0].key_id, "az1");
         assert_eq!(rows[0].in_vault, Some(false));
         assert!(!rows[0].valid && !rows[0].by_entraform);

@@ -129,7 +129,14 @@ pub async fn run(
     let reports: Vec<ServiceRotation> = results
         .into_iter()
         .map(|(_, d, r)| {
-            r.unwrap_or_else(|e| ServiceRotation {
+            r.map_err(|e| {
+                if e.to_string().starts_with(&format!("{}:", d.service)) {
+                    e
+                } else {
+                    prefix(&d.service, e)
+                }
+            })
+            .unwrap_or_else(|e| ServiceRotation {
                 service: d.service.clone(),
                 customer: d.customer.clone(),
                 app_id: None,
@@ -449,7 +456,13 @@ async fn remove_all(
 
 fn render_text(reports: &[ServiceRotation]) -> String {
     let headers = [
-        "SERVICE", "RESULT", "NEW KEY ID", "HINT", "EXPIRES", "PRUNED", "KEPT",
+        "SERVICE",
+        "RESULT",
+        "NEW KEY ID",
+        "HINT",
+        "EXPIRES",
+        "PRUNED",
+        "KEPT",
     ];
     let rows: Vec<Vec<String>> = reports
         .iter()

@@ -44,7 +44,10 @@ pub(super) fn targets(
             (desired, dir.to_path_buf())
         }
         (Some(m), None) => (
-            vec![crate::manifest::load_service(m, global.defaults.as_deref())?],
+            vec![crate::manifest::load_service(
+                m,
+                global.defaults.as_deref(),
+            )?],
             session::manifest_dir(m),
         ),
         (None, None) => {
@@ -184,7 +187,10 @@ pub async fn run(
         .zip(views)
         .map(|((d, app), view)| {
             let view = view.unwrap_or_else(|| {
-                Err(Error::other("the vault read did not finish", None::<String>))
+                Err(Error::other(
+                    "the vault read did not finish",
+                    None::<String>,
+                ))
             });
             assess(d, app.map_err(Error::from), view, args.warn_days, now)
         })
@@ -379,7 +385,10 @@ fn render_text(services: &[ServiceSecrets], warn_days: u32) -> String {
             Some(e) => format!("{}: {}", s.summary, e.message),
             None => s.summary.clone(),
         };
-        out.push_str(&format!("{} ({}): {label}: {detail}\n", s.service, s.customer));
+        out.push_str(&format!(
+            "{} ({}): {label}: {detail}\n",
+            s.service, s.customer
+        ));
     }
     let bad = services.iter().filter(|s| s.health != Health::Ok).count();
     if bad > 0 {
