@@ -233,6 +233,7 @@ pub async fn execute(
                     vault_path: &d.secret.vault_path,
                     audit_path: env.audit_path.clone(),
                     action: AuditAction::AddSecret,
+                    new_service_principal: wants_sp,
                 };
                 Some(secret_flow::mint(write, env.auth, env.vault.clone(), &target).await)
             }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
 use crate::error::Error;
 use crate::graph::wire::PasswordCredential;
-use crate::graph::{AuthConfig, GraphWrite, prove_secret};
+use crate::graph::{AuthConfig, GraphWrite, NEW_SERVICE_PRINCIPAL_CODES, prove_secret_with};
 use crate::secret::Secret;
 use crate::vault::{StoreReport, Vault, VaultError};
 
@@ -32,6 +32,9 @@ pub struct MintTarget<'a> {
     pub audit_path: Option<PathBuf>,
     /// What the audit record's action is (`add_secret` for apply, `rotate` for rotate).
     pub action: AuditAction,
+    /// The app's service principal is created by this run (concurrently with the mint): the
+    /// token proof then waits through AADSTS7000229 while the SP replicates.
+    pub new_service_principal: bool,
 }
 
 /// A secret that is in the vault and works (never the value).
@@ -142,13 +145,19 @@ pub async fn mint(
         Ok(report) => {
             let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
             let scope = auth.graph_scope().map_err(crate::graph::GraphError::from)?;
-            match prove_secret(
+            let also_retry: &[u32] = if target.new_service_principal {
+                NEW_SERVICE_PRINCIPAL_CODES
+            } else {
+                &[]
+            };
+            match prove_secret_with(
                 auth,
                 target.tenant,
                 target.app_id,
                 &secret,
                 &scope,
                 deadline,
+                also_retry,
             )
             .await
             {

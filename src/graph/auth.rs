@@ -592,6 +592,26 @@ pub async fn prove_secret(
     scope: &str,
     deadline: tokio::time::Instant,
 ) -> Result<(), ProveError> {
+    prove_secret_with(cfg, tenant, client_id, secret, scope, deadline, &[]).await
+}
+
+/// AADSTS7000229 (no service principal) for an app whose SP is being created, or was created a
+/// moment ago: the token endpoint reads a replica that has not seen it yet (behavior.md §10:
+/// replication applies to service principals too). Retried only when the caller knows the SP
+/// is on its way, so a missing SP still fails at once everywhere else.
+pub const NEW_SERVICE_PRINCIPAL_CODES: &[u32] = &[7000229];
+
+/// [`prove_secret`], also retrying the AADSTS codes in `also_retry` (e.g.
+/// [`NEW_SERVICE_PRINCIPAL_CODES`] while the app's SP is being created).
+pub async fn prove_secret_with(
+    cfg: &AuthConfig,
+    tenant: &str,
+    client_id: &str,
+    secret: &Secret,
+    scope: &str,
+    deadline: tokio::time::Instant,
+    also_retry: &[u32],
+) -> Result<(), ProveError> {
     let options = ClientSecretCredentialOptions {
         // Our loop does the retrying; azure_core's would add its own waits on 5xx.
         client_options: cfg.client_options(false).map_err(ProveError::Config)?,
@@ -619,7 +639,7 @@ pub async fn prove_secret(
         let status = azure_status(&err);
         let detail = describe(&text);
         let retryable = match aadsts {
-            Some(code) => REPLICATION_CODES.contains(&code),
+            Some(code) => REPLICATION_CODES.contains(&code) || also_retry.contains(&code),
             None => status.is_none_or(|s| s >= 500 || s == 429),
         };
         tracing::debug!(

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use auth::{
-    AuthConfig, AuthError, CredentialKind, OperatorCredential, ProveError, prove_secret,
+    AuthConfig, AuthError, CredentialKind, NEW_SERVICE_PRINCIPAL_CODES, OperatorCredential,
+    ProveError, prove_secret, prove_secret_with,
 };
 pub use client::{
     BatchRequest, BatchResponse, GraphClient, GraphRequest, GraphResponse, RetryPolicy, Stats,
