@@ -6,11 +6,13 @@
 //!
 //! Deterministic: the emulator's latency (before each request is handled) keeps the next
 //! request from being handled before the kill lands; the request log is polled every 2 ms.
+// The figures each run reports on stderr are what docs/RELIABILITY.md quotes.
+#![allow(clippy::print_stderr)]
 
 mod apply_support;
+mod reliability_support;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use apply_support::{GOOD_PUSH, Harness, writes};
@@ -40,26 +42,13 @@ async fn tenant() -> Harness {
 
 /// The binary as [`Harness::run`] starts it (same environment), not yet running.
 fn command(h: &Harness, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
-    cmd.args(args)
-        .current_dir(h.root())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", h.root().join("home"))
-        .env("USER", "tester")
-        .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
-        .env("AZURE_AUTHORITY_HOST", h.emu.authority_host())
-        .env("ENTRAFORM_GRAPH_URL", h.emu.graph_url())
-        .env("ENTRAFORM_CA_CERT", h.root().join("ca.pem"))
-        .env("AZURE_TENANT_ID", h.emu.tenant_id())
-        .env("AZURE_CLIENT_ID", h.emu.operator_client_id())
-        .env("AZURE_CLIENT_SECRET", h.emu.operator_secret().expose())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+    reliability_support::command(
+        &h.emu,
+        &h.root().join("ca.pem"),
+        h.root(),
+        &h.root().join("tmp"),
+        args,
+    )
 }
 
 /// How a run under the raised latency ended (shown in the report through Debug).
