@@ -430,9 +430,10 @@ async fn rotate_all_reports_each_service_and_names_the_failures() {
         "2 look-ups each + blueprint's pinned appId"
     );
 
-    // Text: one row per service.
-    let (code, out2, err2) = w.run(&["rotate", "--all", "manifests"]).await;
+    // Text, with debug logs on stderr (scanned for secrets below): one row per service.
+    let (code, out2, err2) = w.run(&["rotate", "--all", "manifests", "-vv"]).await;
     assert_eq!(code, 1, "{err2}");
+    assert!(err2.contains("DEBUG"), "debug logs are on: {err2}");
     let header = out2.lines().next().unwrap();
     assert!(
         header.starts_with("SERVICE") && header.contains("RESULT"),
