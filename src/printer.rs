@@ -109,10 +109,15 @@ impl Printer {
     /// A failed command: the message, its causes, and the hint, on stderr; with `--output json`
     /// also a JSON error document on stdout so scripts always get one document.
     pub fn error(&self, err: &crate::error::Error) {
-        let mut lines = vec![format!("error: {err}")];
+        let message = err.to_string();
+        let mut lines = vec![format!("error: {message}")];
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
-            lines.push(format!("  caused by: {cause}"));
+            // Many errors already quote their cause in their own message; say it once.
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                lines.push(format!("  caused by: {text}"));
+            }
             source = cause.source();
         }
         let hint = err.hint();
