@@ -78,6 +78,11 @@ pub enum Command {
     /// Check a deployed service against the checklist: HTTP probes with --url, and the items
     /// only the Docker host can check, as the exact commands to run. Exits 3 if a check fails.
     Verify(VerifyArgs),
+    /// Compare the live app with its reference (frame), normalized, field by field. Exits 3 on
+    /// any difference.
+    Drift(DriftArgs),
+    /// Write the app's Graph JSON (no secrets), usable as a `drift --reference` file.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +158,30 @@ pub struct VerifyArgs {
     /// the 401 challenges (#2–#5).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The service manifest.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub manifest: Option<PathBuf>,
+    /// The reference: a service name (its manifest beside this one), an application (client)
+    /// id, or a file from `entraform export` (default: the manifest's `reference:`).
+    #[arg(long, value_name = "NAME|APP_ID|FILE")]
+    pub reference: Option<String>,
+    /// Check every manifest in DIR against its reference; one summary table.
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A service manifest (its app is found like apply finds it) or an application (client) id.
+    #[arg(value_name = "MANIFEST|APP_ID")]
+    pub target: String,
+    /// Write the JSON to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,10 @@ pub enum ExitStatus {
     Success,
     /// 3: differences found (plan has pending changes, drift detected, a verify check failed).
     Differences,
+    /// 1, after the result was printed: some items could not be checked at all (e.g. `drift
+    /// --all` when a reference app is missing). Errors that stop a command before any result
+    /// are an `Err` instead.
+    Failed,
 }
 
 /// 1: the tool failed (bad manifest, Graph error, vault failure, …).
@@ -23,6 +27,7 @@ impl From<ExitStatus> for ExitCode {
         match status {
             ExitStatus::Success => ExitCode::SUCCESS,
             ExitStatus::Differences => ExitCode::from(EXIT_DIFFERENCES),
+            ExitStatus::Failed => ExitCode::from(EXIT_ERROR),
         }
     }
 }
