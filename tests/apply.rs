@@ -809,3 +809,60 @@ async fn plan_output_for_a_fresh_tenant_and_a_drifted_app() {
     assert_eq!(step5["status"], "update");
     assert_eq!(step5["changes"][0]["field"], "web.redirectUris");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_apply_converges_and_a_second_run_is_a_no_op() {
+    // The sandbox runs its own emulator inside the binary; the secret it minted is in the
+    // sandbox's file vault, so that is what the streams and files are scanned for.
+    let h = Harness::new().await;
+    for manifest in ["manifests/hive.yaml", "manifests/blueprint.yaml"] {
+        let first = h
+            .run(&["apply", manifest, "--sandbox", "--output", "json"])
+            .await;
+        first.expect(0);
+        let doc = first.json();
+        assert_eq!(doc["changed"], true);
+        assert!(
+            doc["applied"]["secret"]["proven"] == true,
+            "{}",
+            doc["applied"]
+        );
+        let again = h
+            .run(&["apply", manifest, "--sandbox", "--output", "json"])
+            .await;
+        again.expect(0);
+        let doc2 = again.json();
+        assert_eq!(doc2["changed"], false, "{}", doc2["plan"]);
+        assert_eq!(doc2["applied"]["app_id"], doc["applied"]["app_id"]);
+        if manifest.ends_with("blueprint.yaml") {
+            // The pinned app is adopted, not duplicated.
+            assert_eq!(
+                doc["applied"]["app_id"],
+                "482598f7-540c-462c-9dfd-b957651eb804"
+            );
+        }
+        let vault_path = h.root().join(".entraform/sandbox/vault.json");
+        let vault: Value = serde_json::from_slice(&std::fs::read(&vault_path).unwrap()).unwrap();
+        for (_, secret) in vault.as_object().unwrap() {
+            let secret = secret.as_str().unwrap();
+            for (what, text) in [
+                ("stdout", &first.stdout),
+                ("stderr", &first.stderr),
+                ("stdout", &again.stdout),
+                ("stderr", &again.stderr),
+            ] {
+                assert!(!text.contains(secret), "the sandbox secret is in {what}");
+            }
+            for f in apply_support::files_under(h.root()) {
+                if f != vault_path {
+                    let bytes = std::fs::read(&f).unwrap();
+                    assert!(
+                        !String::from_utf8_lossy(&bytes).contains(secret),
+                        "the sandbox secret is in {}",
+                        f.display()
+                    );
+                }
+            }
+        }
+    }
+}
