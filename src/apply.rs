@@ -417,7 +417,8 @@ async fn update_with_retry(write: &GraphWrite, id: &str, body: &Application) -> 
     unreachable!("the loop returns")
 }
 
-fn step_detail(status: &crate::plan::StepStatus) -> String {
+/// One line describing a planned step (`field: old → new; …` for an update).
+pub fn step_detail(status: &crate::plan::StepStatus) -> String {
     use crate::plan::StepStatus;
     match status {
         StepStatus::Ok { detail } | StepStatus::Create { detail } => detail.clone(),

@@ -242,6 +242,16 @@ async fn fresh_apply_sets_every_step_and_a_second_apply_writes_nothing() {
     let doc = again.json();
     assert_eq!(doc["changed"], false);
     assert_eq!(doc["applied"]["writes"], 0);
+    let steps = doc["applied"]["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["result"] == "ok"), "{steps:#?}");
+    assert!(
+        steps[7]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault holds keyId "),
+        "{}",
+        steps[7]
+    );
     let w = writes(&h.graph_requests());
     assert!(w.is_empty(), "a no-op apply wrote: {w:?}");
     let (app2, sp2, _) = hive_objects(&h);

@@ -190,7 +190,7 @@ async fn converge(
                     number: s.number,
                     title: s.title,
                     result: s.status.label(),
-                    detail: String::new(),
+                    detail: crate::apply::step_detail(&s.status),
                 })
                 .collect(),
             secret: None,
