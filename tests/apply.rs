@@ -873,3 +873,37 @@ async fn sandbox_apply_converges_and_a_second_run_is_a_no_op() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_secret_is_proven_only_once_the_service_principal_exists() {
+    // The SP is created concurrently with addPassword; a slow SP (throttled three times) used
+    // to lose the race: the token proof got AADSTS7000229 and the secret was rolled back.
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        throttle_next: 3,
+        retry_after_secs: 0.4,
+        matching: Some("POST /servicePrincipals".into()),
+        ..Faults::default()
+    });
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+
+    // An SP that cannot be created at all: the secret is rolled back, and the error says
+    // both what failed and what was undone.
+    let h = with_frame().await;
+    h.set_faults(Faults {
+        error_next: 1000,
+        retry_after_secs: 0.01,
+        matching: Some("POST /servicePrincipals".into()),
+        ..Faults::default()
+    });
+    let run = h.run(&["apply", HIVE, "--out", "out"]).await;
+    run.expect(1);
+    let diag = run.diagnostics();
+    assert!(diag.contains("service principal failed"), "{diag}");
+    assert!(diag.contains("was removed again"), "{diag}");
+    assert!(passwords(&h).is_empty());
+    h.set_faults(Faults::default());
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    assert_converged(&h);
+}
