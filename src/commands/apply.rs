@@ -342,11 +342,9 @@ async fn converge(
             }
             None => {}
         }
-        // The client counts each send as a round trip, so concurrent sends (observe with the
-        // reference look-up, the SP with addPassword) would be over-counted: requests only.
         text.push_str(&format!(
-            "Graph: {} request(s)\n",
-            apply_stats.http_requests
+            "Graph: {} request(s), {} sequential round trip(s)\n",
+            apply_stats.http_requests, apply_stats.round_trips
         ));
         printer.out(&text);
     }
