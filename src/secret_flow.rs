@@ -118,6 +118,20 @@ pub async fn mint(
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
 ) -> Result<Minted, Error> {
+    mint_when_ready(write, auth, vault, target, std::future::ready(Ok(()))).await
+}
+
+/// Like [`mint`], but the token proof first waits for `ready`: apply creates the app's service
+/// principal concurrently, and Entra refuses a token to an app with no service principal in
+/// the tenant (AADSTS7000229). If `ready` fails, the new credential is rolled back like any
+/// other failure.
+pub async fn mint_when_ready(
+    write: &GraphWrite,
+    auth: &AuthConfig,
+    vault: Arc<dyn Vault>,
+    target: &MintTarget<'_>,
+    ready: impl std::future::Future<Output = Result<(), Error>>,
+) -> Result<Minted, Error> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
     let previous = vault_get(vault.clone(), target.vault_path).await?;
     let end = OffsetDateTime::now_utc() + time::Duration::days(i64::from(target.lifetime_days));
@@ -139,30 +153,50 @@ pub async fn mint(
                 wrote,
             ))
         }
-        Ok(report) => {
-            let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
-            let scope = auth.graph_scope().map_err(crate::graph::GraphError::from)?;
-            match prove_secret(
-                auth,
-                target.tenant,
-                target.app_id,
-                &secret,
-                &scope,
-                deadline,
-            )
-            .await
-            {
-                Ok(()) => None,
-                Err(e) => Some((
+        Ok(report) => match (ready.await, auth.graph_scope()) {
+            (Err(e), _) => Some((
+                format!(
+                    "the new secret was stored ({}) but cannot be proven: {e}",
+                    report.backend
+                ),
+                e.hint(),
+                true,
+            )),
+            (Ok(()), Err(e)) => {
+                let e = Error::from(crate::graph::GraphError::from(e));
+                Some((
                     format!(
-                        "the new secret was stored ({}) but a token request with it failed: {e}",
+                        "the new secret was stored ({}) but cannot be proven: {e}",
                         report.backend
                     ),
                     e.hint(),
                     true,
-                )),
+                ))
             }
-        }
+            (Ok(()), Ok(scope)) => {
+                let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
+                match prove_secret(
+                    auth,
+                    target.tenant,
+                    target.app_id,
+                    &secret,
+                    &scope,
+                    deadline,
+                )
+                .await
+                {
+                    Ok(()) => None,
+                    Err(e) => Some((
+                        format!(
+                            "the new secret was stored ({}) but a token request with it failed: {e}",
+                            report.backend
+                        ),
+                        e.hint(),
+                        true,
+                    )),
+                }
+            }
+        },
     };
     drop(secret);
 

@@ -8,9 +8,11 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::commands::sandbox;
 use crate::commands::session::{self, Session};
 use crate::desired::Desired;
+use crate::drift::{DriftSummary, Identity, diff_apps};
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::graph::GraphWrite;
+use crate::graph::wire::Application;
+use crate::graph::{GraphRead, GraphWrite, Lookup, Query};
 use crate::printer::Printer;
 
 pub async fn run(
@@ -80,7 +82,17 @@ async fn converge(
     default_out: PathBuf,
 ) -> Result<ExitStatus, Error> {
     let vault = session::open_vault(desired, vault_base)?;
-    let (observed, observation) = session::read_state(session, desired, vault.clone()).await?;
+    let reference = reference_manifest(desired, &args.manifest, global);
+    let (state, reference_app) = tokio::join!(
+        session::read_state(session, desired, vault.clone()),
+        async {
+            match &reference {
+                Some(r) => find_reference(session, r).await,
+                None => Ok(None),
+            }
+        }
+    );
+    let (observed, observation) = state?;
     for w in &observed.warnings {
         printer.warn(w);
     }
@@ -127,12 +139,33 @@ async fn converge(
         progress: &progress,
     };
     let report = if plan.has_changes() {
-        crate::apply::execute(
+        match crate::apply::execute(
             &env,
             &plan,
             observed.service_principal.as_ref().map(|s| s.id.clone()),
         )
-        .await?
+        .await
+        {
+            Ok(report) => report,
+            Err(e) => {
+                // Every apply leaves a record, a failed one too (the audit redacts the text).
+                let mut record = AuditRecord::new(
+                    &desired.tenant_id,
+                    &desired.service,
+                    AuditAction::Apply,
+                    AuditOutcome::Failed,
+                );
+                record.app_id = plan.app_id.clone();
+                record.detail = Some(e.to_string());
+                if let Err(ae) = audit::append(&audit_path, &record) {
+                    printer.warn(&format!(
+                        "cannot append to the audit log {}: {ae}",
+                        audit_path.display()
+                    ));
+                }
+                return Err(e);
+            }
+        }
     } else {
         printer.status("No changes: zero writes.");
         crate::apply::ApplyReport {
@@ -147,12 +180,13 @@ async fn converge(
                     number: s.number,
                     title: s.title,
                     result: s.status.label(),
-                    detail: String::new(),
+                    detail: crate::apply::step_detail(&s.status),
                 })
                 .collect(),
             secret: None,
             removed_credentials: Vec::new(),
             admin_consent_url: None,
+            app: None,
         }
     };
     let apply_stats = session.client.stats();
@@ -182,28 +216,48 @@ async fn converge(
         crate::render::render_all(desired, Some(&report.app_id), args.templates.as_deref())?;
     let written = crate::render::write_fragments(&out, &fragments)?;
 
-    let drift = crate::drift::check_after_apply(
-        &session.client,
-        desired,
-        &args.manifest,
-        global.defaults.as_deref(),
-        &report.app_object_id,
-    )
-    .await;
-    let drift = match drift {
-        Ok(d) => d,
-        Err(e) => {
+    // The drift check: the reference was read with `observe`; our app is what the create
+    // returned (behavior.md §10: trust write responses), the observed app when nothing was
+    // written, else read again.
+    let drift = match (&reference, reference_app) {
+        (None, _) => None,
+        (Some(_), Err(e)) => {
             printer.warn(&format!(
                 "the drift check against the reference failed: {e}"
             ));
             None
         }
+        (Some(r), Ok(theirs)) => {
+            let ours = if let Some(app) = &report.app {
+                Ok(Some(app.clone()))
+            } else if !plan.has_changes() {
+                Ok(observed.app.clone())
+            } else {
+                session
+                    .client
+                    .find_application(&Lookup::ObjectId(report.app_object_id.clone()))
+                    .await
+                    .map_err(Error::from)
+            };
+            match ours {
+                Ok(Some(ours)) => Some(drift_summary(desired, r, theirs.as_ref(), &ours)),
+                Ok(None) => None,
+                Err(e) => {
+                    printer.warn(&format!(
+                        "the drift check against the reference failed: {e}"
+                    ));
+                    None
+                }
+            }
+        }
     };
 
+    let converged = !report.steps.iter().any(|s| s.result == "blocked");
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "ok": true,
             "changed": plan.has_changes(),
+            "converged": converged,
             "plan": plan,
             "applied": report,
             "fragments": { "out": out, "files": written.files },
@@ -285,5 +339,75 @@ async fn converge(
         ));
         printer.out(&text);
     }
-    Ok(ExitStatus::Success)
+    // A blocked step (consent the operator may not grant) leaves a difference behind: the
+    // next `plan` still shows it, so apply says so with exit 3 too.
+    Ok(if converged {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Differences
+    })
+}
+
+/// The reference service's manifest (beside this one), unless it is this service itself.
+fn reference_manifest(desired: &Desired, manifest: &Path, global: &GlobalArgs) -> Option<Desired> {
+    let reference = desired.reference.as_ref()?;
+    let path = session::manifest_dir(manifest).join(format!("{reference}.yaml"));
+    let r = crate::manifest::load_service(&path, global.defaults.as_deref()).ok()?;
+    (r.service != desired.service).then_some(r)
+}
+
+/// Find the reference app (one `$batch`, sent concurrently with `observe` so it costs no
+/// round trip of its own): by pinned appId, uniqueName, or App ID URI, as `observe` would.
+async fn find_reference(session: &Session, r: &Desired) -> Result<Option<Application>, Error> {
+    let mut queries = vec![
+        Query::Application(Lookup::UniqueName(r.unique_name.clone())),
+        Query::Application(Lookup::IdentifierUri(r.app.identifier_uri.clone())),
+    ];
+    if let Some(id) = &r.app_id {
+        queries.insert(0, Query::Application(Lookup::AppId(id.clone())));
+    }
+    Ok(session
+        .client
+        .query(queries)
+        .await?
+        .into_iter()
+        .flat_map(|a| a.applications())
+        .next())
+}
+
+/// Compare the converged app with its reference, both already read.
+fn drift_summary(
+    desired: &Desired,
+    reference: &Desired,
+    theirs: Option<&Application>,
+    ours: &Application,
+) -> DriftSummary {
+    let name = desired.reference.clone().unwrap_or_default();
+    let Some(theirs) = theirs else {
+        return DriftSummary {
+            reference: name,
+            found: false,
+            differences: vec![],
+        };
+    };
+    let identity = |d: &Desired, a: &Application| Identity {
+        service: d.service.clone(),
+        host: d.host.clone(),
+        display_name: d.display_name.clone(),
+        ids: [a.id.clone(), a.app_id.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+    };
+    let differences = diff_apps(
+        theirs,
+        &identity(reference, theirs),
+        ours,
+        &identity(desired, ours),
+    );
+    DriftSummary {
+        reference: name,
+        found: true,
+        differences,
+    }
 }

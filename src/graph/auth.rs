@@ -574,12 +574,15 @@ impl ProveError {
     }
 }
 
-/// Codes that mean "not replicated yet" for a just-created app or secret (behavior.md §2, §10).
-const REPLICATION_CODES: &[u32] = &[7000215, 700016];
+/// Codes that mean "not replicated yet" for a just-created app, service principal or secret
+/// (behavior.md §2, §10). A new SP replicates like any directory object, and until it does the
+/// token endpoint answers AADSTS7000229 ("missing service principal"); callers prove a secret
+/// only once the SP was created (`secret_flow::mint_when_ready`).
+const REPLICATION_CODES: &[u32] = &[7000215, 700016, 7000229];
 
 /// Prove a client secret works: a client-credentials token request through
 /// `ClientSecretCredential` for `scope` (e.g. `AuthConfig::graph_scope()`), retried with
-/// jittered backoff while the answer is AADSTS7000215/700016 (a new secret or app takes a few
+/// jittered backoff while the answer is AADSTS7000215/700016/7000229 (a new secret, app or SP takes a few
 /// seconds to replicate), a 5xx, or no answer, until `deadline`. Any other refusal fails at once.
 ///
 /// The secret is copied once into `azure_core`'s secret type for the request (the credential

@@ -830,11 +830,35 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
                     .split_whitespace()
                     .filter(|s| !have.contains(s))
                     .collect();
-                if !missing.is_empty() {
-                    // Add what is missing; never drop a scope someone else consented to.
-                    let mut scope: Vec<&str> = g.scope.split_whitespace().collect();
+                // On the app's own SP, a value that is no longer one of its scopes is gone
+                // after this apply (renamed or removed; Graph refuses a grant of an
+                // unpublished scope). Any other value someone consented to is kept.
+                let stale: Vec<&str> = match &spec.resource {
+                    GrantResource::SelfApp => g
+                        .scope
+                        .split_whitespace()
+                        .filter(|v| !desired.app.scopes.iter().any(|s| s.value == *v))
+                        .collect(),
+                    GrantResource::App(_) => Vec::new(),
+                };
+                if !missing.is_empty() || !stale.is_empty() {
+                    let mut scope: Vec<&str> = g
+                        .scope
+                        .split_whitespace()
+                        .filter(|v| !stale.contains(v))
+                        .collect();
                     scope.extend(missing.iter());
-                    grant_changes.push(format!("{} on {resource_name}", missing.join(" ")));
+                    let mut what = Vec::new();
+                    if !missing.is_empty() {
+                        what.push(format!("{} on {resource_name}", missing.join(" ")));
+                    }
+                    if !stale.is_empty() {
+                        what.push(format!(
+                            "drop the removed {} on {resource_name}",
+                            stale.join(" ")
+                        ));
+                    }
+                    grant_changes.push(what.join(", "));
                     actions.push(Action::UpdateGrant {
                         grant_id: g.id.clone(),
                         scope: scope.join(" "),

@@ -397,6 +397,32 @@ fn missing_scope_in_grant_is_added_without_dropping_others() {
 }
 
 #[test]
+fn a_renamed_scope_leaves_the_grant_on_the_app_itself() {
+    // The app's own scope goes from mcp.access to mcp.use: Graph refuses a grant of a scope
+    // that is no longer published, so the old value is dropped from the self grant while any
+    // other value (someone's consent on another resource) stays.
+    let mut d = blueprint();
+    d.app.scopes[0].value = "mcp.use".into();
+    d.consent[1].scope = "mcp.use".into();
+    let mut obs = converged();
+    obs.grants[0].scope = "openid User.Read".into();
+    let plan = build(&d, &obs, NOW);
+    assert_eq!(
+        kinds(&plan),
+        ["disable_scopes", "update_application", "update_grant"]
+    );
+    assert_eq!(
+        plan.actions[2],
+        Action::UpdateGrant {
+            grant_id: "g2".into(),
+            scope: "mcp.use".into()
+        }
+    );
+    let step9 = &plan.steps[8];
+    assert_eq!(step9.status.label(), "create");
+}
+
+#[test]
 fn drift_diff_names_each_field() {
     let want = AppShape::from_desired(&blueprint());
     let mut app = converged().app.unwrap();

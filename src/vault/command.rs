@@ -94,6 +94,10 @@ fn resolve_argv(
     }
     if program.contains('/') || program.starts_with('~') {
         let resolved = super::resolve_path(Path::new(program), base_dir, "command")?;
+        // The child runs in `base_dir`, and a relative program path is looked up from the
+        // child's directory on Unix (std::process::Command::current_dir docs): make it
+        // absolute, or `manifests/push.sh` becomes `manifests/manifests/push.sh`.
+        let resolved = std::path::absolute(&resolved).unwrap_or(resolved);
         argv[0] = resolved.to_string_lossy().into_owned();
     }
     Ok(argv)
