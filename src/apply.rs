@@ -213,11 +213,37 @@ pub async fn execute(
         } => Some((display_name, *lifetime_days)),
         _ => None,
     });
+    // The token proof of the new secret waits for the SP (no SP, no token: AADSTS7000229);
+    // addPassword and the vault write do not.
+    let (sp_done, sp_ready) = tokio::sync::watch::channel::<Option<Result<(), String>>>(None);
     let sp_future = async {
-        if wants_sp {
+        let r = if wants_sp {
             Some(write.create_service_principal(&app_id).await)
         } else {
             None
+        };
+        let outcome = match &r {
+            Some(Err(e)) => Err(e.to_string()),
+            _ => Ok(()),
+        };
+        let _ = sp_done.send(Some(outcome));
+        r
+    };
+    let ready = async move {
+        let mut rx = sp_ready;
+        let outcome = rx.wait_for(Option::is_some).await.map(|v| v.clone());
+        match outcome {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(e))) => Err(Error::other(
+                format!(
+                    "creating the app's service principal failed ({e}), and without one no token can be requested"
+                ),
+                None,
+            )),
+            _ => Err(Error::other(
+                "the service principal step ended without an answer",
+                None,
+            )),
         }
     };
     let mint_future = async {
@@ -233,21 +259,31 @@ pub async fn execute(
                     vault_path: &d.secret.vault_path,
                     audit_path: env.audit_path.clone(),
                     action: AuditAction::AddSecret,
-                    new_service_principal: wants_sp,
                 };
-                Some(secret_flow::mint(write, env.auth, env.vault.clone(), &target).await)
+                Some(
+                    secret_flow::mint_when_ready(
+                        write,
+                        env.auth,
+                        env.vault.clone(),
+                        &target,
+                        ready,
+                    )
+                    .await,
+                )
             }
             None => None,
         }
     };
     let (sp_result, mint_result) = tokio::join!(sp_future, mint_future);
-    let sp_id = match sp_result {
-        Some(r) => r.map_err(graph_err)?.id,
-        None => observed_sp_id.unwrap_or_default(),
-    };
+    // A failed mint first: its error says what was rolled back (and carries the SP's error
+    // when that is why it failed).
     let minted = match mint_result {
         Some(r) => Some(r?),
         None => None,
+    };
+    let sp_id = match sp_result {
+        Some(r) => r.map_err(graph_err)?.id,
+        None => observed_sp_id.unwrap_or_default(),
     };
     let secret_step = plan.steps.iter().find(|s| s.number == 8);
     match &minted {
@@ -418,7 +454,8 @@ async fn update_with_retry(write: &GraphWrite, id: &str, body: &Application) -> 
     unreachable!("the loop returns")
 }
 
-fn step_detail(status: &crate::plan::StepStatus) -> String {
+/// One line describing a planned step (`field: old → new; …` for an update).
+pub fn step_detail(status: &crate::plan::StepStatus) -> String {
     use crate::plan::StepStatus;
     match status {
         StepStatus::Ok { detail } | StepStatus::Create { detail } => detail.clone(),

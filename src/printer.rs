@@ -109,10 +109,15 @@ impl Printer {
     /// A failed command: the message, its causes, and the hint, on stderr; with `--output json`
     /// also a JSON error document on stdout so scripts always get one document.
     pub fn error(&self, err: &crate::error::Error) {
-        let mut lines = vec![format!("error: {err}")];
+        let message = err.to_string();
+        let mut lines = vec![format!("error: {message}")];
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
-            lines.push(format!("  caused by: {cause}"));
+            // Many errors already quote their cause in their own message; say it once.
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                lines.push(format!("  caused by: {text}"));
+            }
             source = cause.source();
         }
         let hint = err.hint();
@@ -131,6 +136,59 @@ impl Printer {
                 "ok": false,
                 "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
             }));
+        }
+    }
+}
+
+/// Per-step progress: an indicatif bar on a terminal, plain lines on stderr otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    printer: Printer,
+}
+
+impl Printer {
+    /// Progress over `total` steps.
+    pub fn progress(&self, total: u64) -> Progress {
+        let bar = self.fancy_progress().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            printer: self.clone(),
+        }
+    }
+}
+
+impl Progress {
+    /// A step finished: print its line and advance.
+    pub fn step(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.inc(1);
+            }
+            None => self.printer.status(line),
+        }
+    }
+
+    /// What is running now (shown on the bar only).
+    pub fn working(&self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.to_string());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

@@ -36,12 +36,11 @@ pub fn is_ours(c: &PasswordCredential, marker: &str) -> bool {
     c.display_name.as_deref() == Some(marker)
 }
 
-/// Whole days from `now` to the credential's end (negative once expired; `None` = no end).
+/// Whole days from `now` to the credential's end (negative once expired for a day or more;
+/// `None` = no end).
 pub fn days_left(c: &PasswordCredential, now: OffsetDateTime) -> Option<i64> {
-    end_of(c).map(|end| {
-        let secs = (end - now).whole_seconds();
-        secs.div_euclid(86_400)
-    })
+    // Truncated toward zero: "709 days left" until 710 have passed, "expired 3 days ago".
+    end_of(c).map(|end| (end - now).whole_days())
 }
 
 /// The credential the vault holds (by hint; the newest if several share the hint).

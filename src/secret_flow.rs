@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
 use crate::error::Error;
 use crate::graph::wire::PasswordCredential;
-use crate::graph::{AuthConfig, GraphWrite, NEW_SERVICE_PRINCIPAL_CODES, prove_secret_with};
+use crate::graph::{AuthConfig, GraphWrite, prove_secret};
 use crate::secret::Secret;
 use crate::vault::{StoreReport, Vault, VaultError};
 
@@ -32,9 +32,6 @@ pub struct MintTarget<'a> {
     pub audit_path: Option<PathBuf>,
     /// What the audit record's action is (`add_secret` for apply, `rotate` for rotate).
     pub action: AuditAction,
-    /// The app's service principal is created by this run (concurrently with the mint): the
-    /// token proof then waits through AADSTS7000229 while the SP replicates.
-    pub new_service_principal: bool,
 }
 
 /// A secret that is in the vault and works (never the value).
@@ -121,6 +118,20 @@ pub async fn mint(
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
 ) -> Result<Minted, Error> {
+    mint_when_ready(write, auth, vault, target, std::future::ready(Ok(()))).await
+}
+
+/// Like [`mint`], but the token proof first waits for `ready`: apply creates the app's service
+/// principal concurrently, and Entra refuses a token to an app with no service principal in
+/// the tenant (AADSTS7000229). If `ready` fails, the new credential is rolled back like any
+/// other failure.
+pub async fn mint_when_ready(
+    write: &GraphWrite,
+    auth: &AuthConfig,
+    vault: Arc<dyn Vault>,
+    target: &MintTarget<'_>,
+    ready: impl std::future::Future<Output = Result<(), Error>>,
+) -> Result<Minted, Error> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
     let previous = vault_get(vault.clone(), target.vault_path).await?;
     let end = OffsetDateTime::now_utc() + time::Duration::days(i64::from(target.lifetime_days));
@@ -142,36 +153,50 @@ pub async fn mint(
                 wrote,
             ))
         }
-        Ok(report) => {
-            let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
-            let scope = auth.graph_scope().map_err(crate::graph::GraphError::from)?;
-            let also_retry: &[u32] = if target.new_service_principal {
-                NEW_SERVICE_PRINCIPAL_CODES
-            } else {
-                &[]
-            };
-            match prove_secret_with(
-                auth,
-                target.tenant,
-                target.app_id,
-                &secret,
-                &scope,
-                deadline,
-                also_retry,
-            )
-            .await
-            {
-                Ok(()) => None,
-                Err(e) => Some((
+        Ok(report) => match (ready.await, auth.graph_scope()) {
+            (Err(e), _) => Some((
+                format!(
+                    "the new secret was stored ({}) but cannot be proven: {e}",
+                    report.backend
+                ),
+                e.hint(),
+                true,
+            )),
+            (Ok(()), Err(e)) => {
+                let e = Error::from(crate::graph::GraphError::from(e));
+                Some((
                     format!(
-                        "the new secret was stored ({}) but a token request with it failed: {e}",
+                        "the new secret was stored ({}) but cannot be proven: {e}",
                         report.backend
                     ),
                     e.hint(),
                     true,
-                )),
+                ))
             }
-        }
+            (Ok(()), Ok(scope)) => {
+                let deadline = tokio::time::Instant::now() + PROVE_WINDOW;
+                match prove_secret(
+                    auth,
+                    target.tenant,
+                    target.app_id,
+                    &secret,
+                    &scope,
+                    deadline,
+                )
+                .await
+                {
+                    Ok(()) => None,
+                    Err(e) => Some((
+                        format!(
+                            "the new secret was stored ({}) but a token request with it failed: {e}",
+                            report.backend
+                        ),
+                        e.hint(),
+                        true,
+                    )),
+                }
+            }
+        },
     };
     drop(secret);
 

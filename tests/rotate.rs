@@ -21,6 +21,29 @@ fn key_ids(creds: &[Value]) -> Vec<String> {
     v
 }
 
+/// Every Graph request (not login) as `METHOD /path`, `$batch` inner requests as `  METHOD /path`.
+fn graph_log(w: &World) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in w.emu.requests() {
+        if !r.path.contains("/v1.0/") {
+            continue;
+        }
+        out.push(format!(
+            "{} {}",
+            r.method,
+            r.path.trim_start_matches("/v1.0")
+        ));
+        for i in &r.inner {
+            out.push(format!(
+                "  {} {}",
+                i.method,
+                i.path.trim_start_matches("/v1.0")
+            ));
+        }
+    }
+    out
+}
+
 fn graph_writes(w: &World) -> Vec<String> {
     let mut out = Vec::new();
     for r in w.emu.requests() {
@@ -49,6 +72,11 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
     .await;
     w.vault_put(HIVE_PATH, &old);
     let before = key_ids(&w.credentials(HIVE_APP_ID));
+    let object_id = w.emu.state_json()["applications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.emu.clear_requests();
 
     // 1. Rotate with the default 7-day overlap: a new secret, nothing pruned.
     let (code, out1, err1) = w.run(&["rotate", "manifests/hive.yaml"]).await;
@@ -66,6 +94,17 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
         .await
         .expect("the old secret still works during the overlap");
     assert!(out1.contains("rotated"), "{out1}");
+    // Graph: the look-ups in one $batch, then addPassword (the proof goes to the login endpoint).
+    assert_eq!(
+        graph_log(&w),
+        [
+            "POST /$batch".to_string(),
+            "  GET /applications(uniqueName='axe-hive-mcp')".into(),
+            "  GET /applications".into(),
+            format!("POST /applications/{object_id}/addPassword"),
+        ]
+    );
+    w.emu.clear_requests();
     assert!(out1.contains("overlap"), "the kept secret says why: {out1}");
     let new_key = creds
         .iter()
@@ -102,6 +141,10 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
     assert_eq!(svc["pruned"][0]["key_id"], before[0].as_str());
     assert_eq!(svc["kept"][0]["reason"], "in_vault");
     assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), vec![new_key.clone()]);
+    assert_eq!(
+        graph_log(&w)[3..],
+        [format!("POST /applications/{object_id}/removePassword")]
+    );
     let refused = w.token(HIVE_APP_ID, &old).await.expect_err("pruned secret");
     assert!(refused.starts_with("AADSTS7000215"), "{refused}");
     w.token(HIVE_APP_ID, &new)
@@ -157,7 +200,7 @@ async fn a_seeded_history_is_pruned_only_past_the_window_and_foreign_secrets_sta
     let key_of = |secret: &str| -> String {
         w.credentials(HIVE_APP_ID)
             .iter()
-            .find(|c| c["hint"] == &secret[..3])
+            .find(|c| c["hint"] == secret[..3])
             .unwrap()["keyId"]
             .as_str()
             .unwrap()
@@ -387,9 +430,10 @@ async fn rotate_all_reports_each_service_and_names_the_failures() {
         "2 look-ups each + blueprint's pinned appId"
     );
 
-    // Text: one row per service.
-    let (code, out2, err2) = w.run(&["rotate", "--all", "manifests"]).await;
+    // Text, with debug logs on stderr (scanned for secrets below): one row per service.
+    let (code, out2, err2) = w.run(&["rotate", "--all", "manifests", "-vv"]).await;
     assert_eq!(code, 1, "{err2}");
+    assert!(err2.contains("DEBUG"), "debug logs are on: {err2}");
     let header = out2.lines().next().unwrap();
     assert!(
         header.starts_with("SERVICE") && header.contains("RESULT"),

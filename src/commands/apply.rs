@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::apply::{ApplyEnv, StepResult};
@@ -9,21 +8,12 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::commands::sandbox;
 use crate::commands::session::{self, Session};
 use crate::desired::Desired;
-use crate::drift::{Identity, diff_apps};
+use crate::drift::{DriftSummary, Identity, diff_apps};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::graph::wire::Application;
 use crate::graph::{GraphRead, GraphWrite, Lookup, Query};
-use crate::plan::FieldChange;
 use crate::printer::Printer;
-
-/// The drift check apply ends with.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftSummary {
-    pub reference: String,
-    pub found: bool,
-    pub differences: Vec<FieldChange>,
-}
 
 pub async fn run(
     args: ApplyArgs,
@@ -190,7 +180,7 @@ async fn converge(
                     number: s.number,
                     title: s.title,
                     result: s.status.label(),
-                    detail: String::new(),
+                    detail: crate::apply::step_detail(&s.status),
                 })
                 .collect(),
             secret: None,
@@ -362,9 +352,10 @@ async fn converge(
                     d.differences.len()
                 ));
                 for c in &d.differences {
+                    // `new` is the reference's value, `old` this app's.
                     text.push_str(&format!(
                         "  {}: {} (reference) vs {} (this app)\n",
-                        c.field, c.old, c.new
+                        c.field, c.new, c.old
                     ));
                 }
             }

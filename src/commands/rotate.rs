@@ -286,7 +286,6 @@ async fn rotate_one(
                 vault_path: &d.secret.vault_path,
                 audit_path: Some(audit_path.clone()),
                 action: AuditAction::Rotate,
-                new_service_principal: false,
             };
             let minted = secret_flow::mint(&write, &session.auth, Arc::clone(&vault), &target)
                 .await

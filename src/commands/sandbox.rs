@@ -133,6 +133,30 @@ fn seed_doc(
     json!({"verifiedDomains": domains, "applications": apps})
 }
 
+/// Whether the tenant already holds a seed app: same appId, or an App ID URI in common.
+fn in_tenant(tenant: &Value, app: &Value) -> bool {
+    let uris = |a: &Value| -> Vec<String> {
+        a["identifierUris"]
+            .as_array()
+            .map(|u| {
+                u.iter()
+                    .filter_map(|x| x.as_str().map(str::to_ascii_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let wanted = uris(app);
+    tenant["applications"]
+        .as_array()
+        .map(|apps| {
+            apps.iter().any(|t| {
+                (app["appId"].is_string() && t["appId"] == app["appId"])
+                    || uris(t).iter().any(|u| wanted.contains(u))
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// Start the sandbox and point `desired` at its file vault.
 pub async fn start(
     desired: &mut Desired,
@@ -157,8 +181,9 @@ pub async fn start(
             config = config.verified_domain(d);
         }
     }
-    if !state.exists() {
-        config = config.seed(doc);
+    let reuse = state.exists();
+    if !reuse {
+        config = config.seed(doc.clone());
     } else {
         printer.status(&format!(
             "sandbox: reusing the tenant in {}",
@@ -166,6 +191,23 @@ pub async fn start(
         ));
     }
     let emulator = crate::emulator::start(config).await.map_err(emu_err)?;
+    if reuse {
+        // The tenant was made for another manifest: add what this one expects to find there
+        // (its pinned app, its reference) unless it is there already.
+        let tenant = emulator.state_json();
+        let missing: Vec<Value> = doc["applications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !in_tenant(&tenant, a))
+            .collect();
+        if !missing.is_empty() {
+            emulator
+                .seed_app(&json!({ "applications": missing }))
+                .map_err(emu_err)?;
+        }
+    }
     let auth = AuthConfig::new(emulator.authority_host(), emulator.graph_url()).with_ca_pem(
         emulator
             .ca_cert_pem()

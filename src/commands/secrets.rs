@@ -360,6 +360,9 @@ fn render_text(services: &[ServiceSecrets], warn_days: u32) -> String {
                 date(&c.expires),
                 match c.days_left {
                     Some(n) if n < 0 => format!("expired {}d ago", -n),
+                    Some(_) if !c.valid && c.days_left.is_some_and(|n| n == 0) => {
+                        "expired today".into()
+                    }
                     Some(n) => n.to_string(),
                     None => "never".into(),
                 },

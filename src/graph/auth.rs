@@ -574,12 +574,15 @@ impl ProveError {
     }
 }
 
-/// Codes that mean "not replicated yet" for a just-created app or secret (behavior.md §2, §10).
-const REPLICATION_CODES: &[u32] = &[7000215, 700016];
+/// Codes that mean "not replicated yet" for a just-created app, service principal or secret
+/// (behavior.md §2, §10). A new SP replicates like any directory object, and until it does the
+/// token endpoint answers AADSTS7000229 ("missing service principal"); callers prove a secret
+/// only once the SP was created (`secret_flow::mint_when_ready`).
+const REPLICATION_CODES: &[u32] = &[7000215, 700016, 7000229];
 
 /// Prove a client secret works: a client-credentials token request through
 /// `ClientSecretCredential` for `scope` (e.g. `AuthConfig::graph_scope()`), retried with
-/// jittered backoff while the answer is AADSTS7000215/700016 (a new secret or app takes a few
+/// jittered backoff while the answer is AADSTS7000215/700016/7000229 (a new secret, app or SP takes a few
 /// seconds to replicate), a 5xx, or no answer, until `deadline`. Any other refusal fails at once.
 ///
 /// The secret is copied once into `azure_core`'s secret type for the request (the credential
@@ -591,26 +594,6 @@ pub async fn prove_secret(
     secret: &Secret,
     scope: &str,
     deadline: tokio::time::Instant,
-) -> Result<(), ProveError> {
-    prove_secret_with(cfg, tenant, client_id, secret, scope, deadline, &[]).await
-}
-
-/// AADSTS7000229 (no service principal) for an app whose SP is being created, or was created a
-/// moment ago: the token endpoint reads a replica that has not seen it yet (behavior.md §10:
-/// replication applies to service principals too). Retried only when the caller knows the SP
-/// is on its way, so a missing SP still fails at once everywhere else.
-pub const NEW_SERVICE_PRINCIPAL_CODES: &[u32] = &[7000229];
-
-/// [`prove_secret`], also retrying the AADSTS codes in `also_retry` (e.g.
-/// [`NEW_SERVICE_PRINCIPAL_CODES`] while the app's SP is being created).
-pub async fn prove_secret_with(
-    cfg: &AuthConfig,
-    tenant: &str,
-    client_id: &str,
-    secret: &Secret,
-    scope: &str,
-    deadline: tokio::time::Instant,
-    also_retry: &[u32],
 ) -> Result<(), ProveError> {
     let options = ClientSecretCredentialOptions {
         // Our loop does the retrying; azure_core's would add its own waits on 5xx.
@@ -639,7 +622,7 @@ pub async fn prove_secret_with(
         let status = azure_status(&err);
         let detail = describe(&text);
         let retryable = match aadsts {
-            Some(code) => REPLICATION_CODES.contains(&code) || also_retry.contains(&code),
+            Some(code) => REPLICATION_CODES.contains(&code),
             None => status.is_none_or(|s| s >= 500 || s == 429),
         };
         tracing::debug!(

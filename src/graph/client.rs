@@ -86,8 +86,9 @@ impl RetryPolicy {
 pub struct Stats {
     /// HTTP requests sent to Graph (each `$batch` POST is one; retries included).
     pub http_requests: u64,
-    /// Sequential waves of Graph requests a caller waited for: a single request is one, the
-    /// concurrent POSTs of one split `$batch` together are one, every retry wave is one more.
+    /// Sequential waves of Graph requests a caller waited for: a single request is one;
+    /// requests in flight at the same time (the POSTs of one split `$batch`, concurrent sends)
+    /// together are one; every retry wave is one more.
     pub round_trips: u64,
     /// Token requests that went to the credential (cache misses).
     pub token_requests: u64,
@@ -97,7 +98,29 @@ pub struct Stats {
 struct Counters {
     http_requests: AtomicU64,
     round_trips: AtomicU64,
+    /// Requests (or `$batch` waves) under way: a new one starts a round trip only when nothing
+    /// else is in flight, so concurrent requests count as the one wait they are.
+    in_flight: AtomicU64,
     token_requests: AtomicU64,
+}
+
+/// Marks one request (or `$batch` wave) as in flight for the round-trip count.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: &'a Counters, counts: bool) -> Self {
+        let before = counters.in_flight.fetch_add(1, Ordering::SeqCst);
+        if counts && before == 0 {
+            counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Where bearer tokens come from.
@@ -516,9 +539,7 @@ impl GraphClient {
             attempt += 1;
             sent += 1;
             let counters = &self.inner.counters;
-            if sent > 1 || count_first {
-                counters.round_trips.fetch_add(1, Ordering::Relaxed);
-            }
+            let _wave = InFlight::enter(counters, sent > 1 || count_first);
             let token = self.bearer(false).await?;
             counters.http_requests.fetch_add(1, Ordering::Relaxed);
             let client_request_id = uuid::Uuid::new_v4().to_string();
@@ -660,10 +681,7 @@ impl GraphClient {
         while !pending.is_empty() {
             wave += 1;
             let chunks = chunk(&pending)?;
-            self.inner
-                .counters
-                .round_trips
-                .fetch_add(1, Ordering::Relaxed);
+            let _wave = InFlight::enter(&self.inner.counters, true);
             let mut set = tokio::task::JoinSet::new();
             for (i, chunk) in chunks.into_iter().enumerate() {
                 let client = self.clone();

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use auth::{
-    AuthConfig, AuthError, CredentialKind, NEW_SERVICE_PRINCIPAL_CODES, OperatorCredential,
-    ProveError, prove_secret, prove_secret_with,
+    AuthConfig, AuthError, CredentialKind, OperatorCredential, ProveError, prove_secret,
 };
 pub use client::{
     BatchRequest, BatchResponse, GraphClient, GraphRequest, GraphResponse, RetryPolicy, Stats,
