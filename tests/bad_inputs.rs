@@ -711,6 +711,47 @@ async fn the_bad_input_table_is_current() {
         &[],
     )
     .await;
+    std::fs::write(
+        d.join("anchored.yaml"),
+        "--- &root\nservices:\n  frame:\n    env_file: x\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        c,
+        "a customers.yaml whose top mapping has an anchor (found by fuzzing: was a panic)",
+        &[
+            "render",
+            "manifests/blueprint.yaml",
+            "--out",
+            "out",
+            "--merge-customers",
+            "anchored.yaml",
+        ],
+        &[],
+    )
+    .await;
+    std::fs::write(
+        d.join("alias.yaml"),
+        "common: &c\n  env_file: x\nservices:\n  blueprint: *c\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        c,
+        "a customers.yaml whose service entry is an alias",
+        &[
+            "render",
+            "manifests/blueprint.yaml",
+            "--out",
+            "out",
+            "--merge-customers",
+            "alias.yaml",
+            "--force",
+        ],
+        &[],
+    )
+    .await;
     t.run(
         &d,
         c,

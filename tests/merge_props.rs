@@ -167,3 +167,36 @@ proptest! {
         }
     }
 }
+
+/// Found by `bench/fuzz.sh` (merge_customers): a node with an anchor or a tag made yamlpath
+/// panic (`unexpected feature kind: anchor`), killing the process; an edit through an alias
+/// failed the merge's self-check with "this is a bug". Each is now a named refusal.
+#[test]
+fn anchors_tags_and_aliases_are_refused_not_a_panic() {
+    use entraform::render::merge::merge_customers_text;
+    let d = blueprint();
+    let p = Path::new("customers.yaml");
+    let crash = include_str!("../fuzz/seeds/merge_customers/crash-anchor-root.yaml");
+    for (text, says) in [
+        (crash, "anchor, alias or tag"),
+        (
+            "--- &root\nservices:\n  frame:\n    env_file: x\n",
+            "`&root`",
+        ),
+        ("services: !!map\n  frame:\n    env_file: x\n", "`!!map`"),
+        (
+            "common: &c\n  env_file: x\nservices:\n  blueprint: *c\n",
+            "YAML alias",
+        ),
+    ] {
+        for force in [false, true] {
+            match merge_customers_text(text, p, &d, Some(common::CLIENT_ID), force) {
+                Err(RenderError::MergeShape { message, .. }) => {
+                    assert!(message.contains(says), "{text:?}: {message}")
+                }
+                Err(RenderError::Conflict { .. }) if !force => {}
+                other => panic!("{text:?} (force {force}): {other:?}"),
+            }
+        }
+    }
+}
