@@ -177,8 +177,10 @@ fn anchors_tags_and_aliases_are_refused_not_a_panic() {
     let d = blueprint();
     let p = Path::new("customers.yaml");
     let crash = include_str!("../fuzz/seeds/merge_customers/crash-anchor-root.yaml");
+    let crash2 = include_str!("../fuzz/seeds/merge_customers/crash-comment-node.yaml");
     for (text, says) in [
         (crash, "anchor, alias or tag"),
+        (crash2, "opens with a comment"),
         (
             "--- &root\nservices:\n  frame:\n    env_file: x\n",
             "`&root`",

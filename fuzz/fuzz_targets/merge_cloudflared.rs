@@ -23,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
         let again = merge_cloudflared_text(&merged.text, path, desired, false)
             .expect("a merged config merges again");
         assert_eq!(again.text, merged.text, "the second merge changed the text");
-        assert!(again.actions.is_empty(), "the second merge did something: {:?}", again.actions);
+        assert!(
+            again.actions.is_empty(),
+            "the second merge did something: {:?}",
+            again.actions
+        );
     }
 });

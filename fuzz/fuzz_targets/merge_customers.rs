@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
         let again = merge_customers_text(&merged.text, path, desired, client_id, false)
             .expect("a merged customers.yaml merges again");
         assert_eq!(again.text, merged.text, "the second merge changed the text");
-        assert!(again.actions.is_empty(), "the second merge did something: {:?}", again.actions);
+        assert!(
+            again.actions.is_empty(),
+            "the second merge did something: {:?}",
+            again.actions
+        );
     }
 });

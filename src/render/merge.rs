@@ -392,17 +392,27 @@ impl<'a> Planner<'a> {
     /// edit through an alias would change every place that shares it.
     fn plain(&self, f: Feature<'a>, what: &str) -> Result<Feature<'a>, RenderError> {
         let text = self.doc.extract(&f).trim_start();
+        let what = if what.is_empty() {
+            "the top mapping"
+        } else {
+            what
+        };
         if text.starts_with(['&', '*', '!']) {
-            let what = if what.is_empty() {
-                "the top mapping"
-            } else {
-                what
-            };
             return Err(self.shape(
                 Some(f.location.byte_span.0),
                 format!(
                     "{what} carries a YAML anchor, alias or tag (`{}`); entraform edits only plain nodes",
                     text.split_whitespace().next().unwrap_or_default()
+                ),
+            ));
+        }
+        // A node that opens with a comment (after an anchor on the key's line, say) cannot be
+        // told apart either (`unexpected feature kind: comment`, also found by fuzzing).
+        if text.starts_with('#') {
+            return Err(self.shape(
+                Some(f.location.byte_span.0),
+                format!(
+                    "{what} opens with a comment where its first entry should be (an anchor or tag on the key's line?); entraform edits only plain nodes"
                 ),
             ));
         }
