@@ -78,6 +78,12 @@ pub enum Command {
     /// Check a deployed service against the checklist: HTTP probes with --url, and the items
     /// only the Docker host can check, as the exact commands to run. Exits 3 if a check fails.
     Verify(VerifyArgs),
+    /// Replace a service's client secret: new secret → vault → read back → proven, then prune
+    /// older secrets whose successor has outlived the overlap.
+    Rotate(RotateArgs),
+    /// List each service's client secrets (keyId, hint, created, expires, days left, whether the
+    /// vault holds it). Exits 3 when a service has no valid secret in its vault or it expires soon.
+    Secrets(SecretsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +159,40 @@ pub struct VerifyArgs {
     /// the 401 challenges (#2–#5).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The service manifest.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub manifest: Option<PathBuf>,
+    /// Rotate every service manifest in DIR (one report row per service; exit 1 if any failed).
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
+    /// Prune an older secret only once its successor is at least this many days old, so every
+    /// consumer had time to pick the new one up (0: prune right after the new one is proven).
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub overlap_days: u32,
+    /// Mint a new secret only when the one in use expires within DAYS (cron-friendly; pruning
+    /// of secrets already past the overlap still happens).
+    #[arg(long, value_name = "DAYS")]
+    pub if_expiring_within: Option<u32>,
+    /// Also prune secrets entraform did not create (e.g. made with `az ad app credential reset`).
+    #[arg(long)]
+    pub prune_foreign: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The service manifest.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub manifest: Option<PathBuf>,
+    /// List every service manifest in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
+    /// Exit 3 when the secret in the vault expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub warn_days: u32,
 }
 
 #[derive(Debug, Args)]

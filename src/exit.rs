@@ -9,6 +9,9 @@ pub enum ExitStatus {
     Success,
     /// 3: differences found (plan has pending changes, drift detected, a verify check failed).
     Differences,
+    /// 1: the command reported its result but part of it failed (e.g. one service of `--all`);
+    /// the failures are in the result itself.
+    Failed,
 }
 
 /// 1: the tool failed (bad manifest, Graph error, vault failure, …).
@@ -23,6 +26,7 @@ impl From<ExitStatus> for ExitCode {
         match status {
             ExitStatus::Success => ExitCode::SUCCESS,
             ExitStatus::Differences => ExitCode::from(EXIT_DIFFERENCES),
+            ExitStatus::Failed => ExitCode::from(EXIT_ERROR),
         }
     }
 }

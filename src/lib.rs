@@ -20,6 +20,7 @@ pub mod observed;
 pub mod plan;
 pub mod printer;
 pub mod render;
+pub mod rotation;
 pub mod scaffold;
 pub mod secret;
 pub mod secret_flow;

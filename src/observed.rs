@@ -213,3 +213,50 @@ fn resolve_app(
     }
     Ok((Some(first), Some(first_how)))
 }
+
+/// The look-ups that find `desired`'s application: pinned `app_id`, uniqueName, App ID URI (the
+/// same keys as [`observe`]), for batching with other services' look-ups.
+pub fn app_queries(desired: &Desired) -> Vec<Query> {
+    let mut queries = Vec::new();
+    if let Some(pinned) = &desired.app_id {
+        queries.push(Query::Application(Lookup::AppId(pinned.clone())));
+    }
+    queries.push(Query::Application(Lookup::UniqueName(
+        desired.unique_name.clone(),
+    )));
+    queries.push(Query::Application(Lookup::IdentifierUri(
+        desired.app.identifier_uri.clone(),
+    )));
+    queries
+}
+
+/// The app of each service (or why its look-ups cannot be trusted), from ONE round trip: the
+/// look-ups of every service go in one `$batch` (split by 20 and sent concurrently). Results
+/// are in the order of `desired`.
+#[allow(clippy::type_complexity)]
+pub async fn find_apps(
+    read: &impl GraphRead,
+    desired: &[Desired],
+) -> Result<Vec<Result<(Option<Application>, Option<FoundBy>), GraphError>>, GraphError> {
+    let per: Vec<Vec<Query>> = desired.iter().map(app_queries).collect();
+    let all: Vec<Query> = per.iter().flatten().cloned().collect();
+    let mut answers = read.query(all).await?.into_iter();
+    let mut out = Vec::with_capacity(desired.len());
+    for (d, queries) in desired.iter().zip(&per) {
+        let mut mine: Vec<Vec<Application>> = Vec::with_capacity(queries.len());
+        for _ in queries {
+            mine.push(
+                answers
+                    .next()
+                    .ok_or_else(|| GraphError::invalid("missing answer"))?
+                    .applications(),
+            );
+        }
+        let mut mine = mine.into_iter();
+        let by_app_id = d.app_id.as_ref().map(|_| mine.next().unwrap_or_default());
+        let by_unique = mine.next().unwrap_or_default();
+        let by_uri = mine.next().unwrap_or_default();
+        out.push(resolve_app(d, by_app_id, by_unique, by_uri));
+    }
+    Ok(out)
+}

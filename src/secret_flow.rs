@@ -39,6 +39,7 @@ pub struct MintTarget<'a> {
 pub struct Minted {
     pub key_id: String,
     pub hint: String,
+    pub start_date_time: Option<String>,
     pub end_date_time: Option<String>,
     pub vault: StoreReport,
     pub proven: bool,
@@ -173,6 +174,7 @@ pub async fn mint(
         return Ok(Minted {
             key_id,
             hint: cred.hint.clone().unwrap_or_default(),
+            start_date_time: cred.start_date_time.clone(),
             end_date_time: cred.end_date_time.clone(),
             vault: report,
             proven: true,

@@ -13,8 +13,10 @@ mod explain;
 mod new;
 mod plan;
 mod render;
+mod rotate;
 mod sandbox;
 mod schema;
+mod secrets;
 mod session;
 mod verify;
 
@@ -30,5 +32,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Render(args) => render::run(args, &global, printer),
         Command::Emulator(args) => emulator::run(args, printer).await,
         Command::Verify(args) => verify::run(args, &global, printer).await,
+        Command::Rotate(args) => rotate::run(args, &global, printer).await,
+        Command::Secrets(args) => secrets::run(args, &global, printer).await,
     }
 }

@@ -47,6 +47,33 @@ pub(crate) fn write_atomic_with(
     Ok(())
 }
 
+/// An exclusive lock on `.NAME.lock` beside `target` (created 0600, left in place), held until
+/// the returned file is dropped. Read-modify-write of a shared store (several services' secrets
+/// in one file, written concurrently by `rotate --all` or two processes) takes it so that no
+/// update is lost. Advisory: it only orders writers that take it too.
+pub(crate) fn lock_beside(target: &Path) -> io::Result<File> {
+    let target = follow_symlink(target)?;
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(dir.join(format!(".{name}.lock")))?;
+    file.lock()?;
+    Ok(file)
+}
+
 fn follow_symlink(target: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(target) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(target),

@@ -193,6 +193,8 @@ impl Vault for DotenvVault {
             reason,
             hint,
         };
+        // Other writers of the same .env wait (no lost update); best effort, as for `file`.
+        let _lock = super::atomic::lock_beside(&self.path).ok();
         let old = self.read().map_err(|e| {
             fail(
                 format!("cannot read {}: {e}", self.path.display()),

@@ -82,6 +82,18 @@ impl Vault for FileVault {
             reason,
             hint: hint.to_owned(),
         };
+        // The sandbox store lives under `.entraform/sandbox/`, which may not exist yet.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|e| {
+                fail(
+                    format!("cannot create {}: {e}", dir.display()),
+                    "check the path and its permissions (`vault.path`)",
+                )
+            })?;
+        }
+        // Several services may share the store: no concurrent writer may lose this update.
+        // Best effort: where no lock file can be made, the write fails with its own message.
+        let _lock = super::atomic::lock_beside(&self.path).ok();
         let existing = self.load().map_err(|reason| {
             fail(
                 reason,
@@ -104,15 +116,6 @@ impl Vault for FileVault {
         serde_json::to_writer_pretty(&mut *out, &map)
             .map_err(|e| fail(format!("cannot serialize the store: {e}"), "report this"))?;
         out.push(b'\n');
-        // The sandbox store lives under `.entraform/sandbox/`, which may not exist yet.
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(|e| {
-                fail(
-                    format!("cannot create {}: {e}", dir.display()),
-                    "check the path and its permissions (`vault.path`)",
-                )
-            })?;
-        }
         super::atomic::write_atomic(&self.path, &out).map_err(|e| {
             fail(
                 format!("cannot write {}: {e}", self.path.display()),
@@ -146,4 +149,34 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+#[cfg(test)]
+mod concurrent_writers {
+    use super::*;
+
+    /// `rotate --all` stores several services' secrets in one shared file at once: every
+    /// update must survive (without the lock, the last rename wins and the others are lost).
+    #[test]
+    fn concurrent_puts_to_one_store_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("vault.json");
+        let secret =
+            |i: usize| Secret::new(format!("s{i:02}~abcdefghijklmnopqrstuvwxyz0123456789"));
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let vault = FileVault::new(store.clone());
+                scope.spawn(move || {
+                    vault
+                        .put(&format!("svc{i}/axe/mcp-client-secret"), &secret(i))
+                        .unwrap()
+                });
+            }
+        });
+        let vault = FileVault::new(store);
+        for i in 0..16 {
+            let got = vault.get(&format!("svc{i}/axe/mcp-client-secret")).unwrap();
+            assert!(got.is_some_and(|g| g.same_as(&secret(i))), "svc{i} lost");
+        }
+    }
 }

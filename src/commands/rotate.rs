@@ -1,0 +1,535 @@
+//! `entraform rotate MANIFEST` / `rotate --all DIR`: a new client secret through the shared mint
+//! flow (addPassword → vault → read-back → token proof, rolled back on any failure), then the
+//! older secrets whose successor has outlived the overlap are pruned (`rotation::select_prunable`).
+//!
+//! Graph cost: one `$batch` of app look-ups for all services; per service, addPassword, then the
+//! removals (one request, or one `$batch` for several). `--all` runs services concurrently
+//! (at most [`CONCURRENCY`] at a time) and reports one row per service.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
+use crate::cli::{GlobalArgs, RotateArgs};
+use crate::commands::secrets::{ErrorInfo, table, targets};
+use crate::commands::session::{self, Session};
+use crate::desired::Desired;
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::graph::client::BatchRequest;
+use crate::graph::wire::{Application, PasswordCredential};
+use crate::graph::{GraphError, GraphWrite};
+use crate::observed::{FoundBy, find_apps};
+use crate::plan::VaultView;
+use crate::printer::Printer;
+use crate::rotation::{self, CredentialRef, Due, KeepReason, Kept, PrunePolicy};
+use crate::secret_flow::{self, MintTarget, Minted};
+
+/// How many services `--all` rotates at once (each holds a vault call and a token proof).
+pub const CONCURRENCY: usize = 4;
+
+/// What rotate decided for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new secret is in the vault and proven.
+    Rotated,
+    /// `--if-expiring-within`: the secret in use outlives the window; no new secret.
+    Skipped,
+    /// Something failed; `error` says what (a new secret was rolled back, or pruning failed).
+    Failed,
+}
+
+/// One service's rotation (never a value).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceRotation {
+    pub service: String,
+    pub customer: String,
+    pub app_id: Option<String>,
+    pub outcome: Outcome,
+    /// Why it rotated or skipped.
+    pub reason: String,
+    /// The new secret (keyId, hint, dates, where it was stored).
+    pub secret: Option<Minted>,
+    /// Credentials removed.
+    pub pruned: Vec<CredentialRef>,
+    /// Credentials kept, with why.
+    pub kept: Vec<Kept>,
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    if_expiring_within: Option<u32>,
+    policy: PrunePolicy,
+    overlap_days: u32,
+}
+
+pub async fn run(
+    args: RotateArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    let single = args.all.is_none();
+    let (desired, base) = targets(
+        args.manifest.as_deref(),
+        args.all.as_deref(),
+        global,
+        printer,
+    )?;
+    let opts = Options {
+        if_expiring_within: args.if_expiring_within,
+        policy: PrunePolicy {
+            overlap: time::Duration::days(i64::from(args.overlap_days)),
+            prune_foreign: args.prune_foreign,
+        },
+        overlap_days: args.overlap_days,
+    };
+    let session = Arc::new(Session::from_global(global)?);
+    let apps = find_apps(&session.client, &desired).await?;
+
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (d, app)) in desired.iter().cloned().zip(apps).enumerate() {
+        let session = Arc::clone(&session);
+        let semaphore = Arc::clone(&semaphore);
+        let base = base.clone();
+        let opts = opts.clone();
+        let printer = printer.clone();
+        set.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let result = rotate_one(&session, &d, app, &opts, &base, &printer).await;
+            (i, d, result)
+        });
+    }
+    let mut results: Vec<(usize, Desired, Result<ServiceRotation, Error>)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                return Err(Error::other(
+                    format!("a rotation task did not finish: {e}"),
+                    None::<String>,
+                ));
+            }
+        }
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+
+    // One manifest: a failure before anything was kept is the command's error (with its hint).
+    if single
+        && let Some((_, _, Err(_))) = results.first()
+        && let Some((_, _, Err(e))) = results.pop()
+    {
+        return Err(e);
+    }
+    let reports: Vec<ServiceRotation> = results
+        .into_iter()
+        .map(|(_, d, r)| {
+            r.map_err(|e| {
+                if e.to_string().starts_with(&format!("{}:", d.service)) {
+                    e
+                } else {
+                    prefix(&d.service, e)
+                }
+            })
+            .unwrap_or_else(|e| ServiceRotation {
+                service: d.service.clone(),
+                customer: d.customer.clone(),
+                app_id: None,
+                outcome: Outcome::Failed,
+                reason: "the rotation failed".into(),
+                secret: None,
+                pruned: Vec::new(),
+                kept: Vec::new(),
+                error: Some(ErrorInfo::from(&e)),
+            })
+        })
+        .collect();
+    let failed: Vec<&ServiceRotation> = reports
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .collect();
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "ok": failed.is_empty(),
+            "overlap_days": opts.overlap_days,
+            "if_expiring_within": opts.if_expiring_within,
+            "prune_foreign": opts.policy.prune_foreign,
+            "services": reports,
+            "graph": session.client.stats(),
+        }));
+    } else {
+        printer.out(&render_text(&reports));
+    }
+    if failed.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    for r in &failed {
+        if let Some(e) = &r.error {
+            printer.warn(&format!("{}: {}", r.service, e.message));
+            if let Some(h) = &e.hint {
+                printer.status(&format!("  hint: {h}"));
+            }
+        }
+    }
+    printer.status(&format!(
+        "{} of {} service(s) failed: {}",
+        failed.len(),
+        reports.len(),
+        failed
+            .iter()
+            .map(|r| r.service.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(ExitStatus::Failed)
+}
+
+fn audit_record(
+    d: &Desired,
+    app_id: &str,
+    action: AuditAction,
+    outcome: AuditOutcome,
+    cred: Option<&CredentialRef>,
+    detail: String,
+) -> AuditRecord {
+    let mut r = AuditRecord::new(&d.tenant_id, &d.service, action, outcome);
+    r.app_id = Some(app_id.to_string());
+    if let Some(c) = cred {
+        r.key_id = Some(c.key_id.clone());
+        r.hint = Some(c.hint.clone()).filter(|h| !h.is_empty());
+    }
+    r.detail = Some(detail);
+    r
+}
+
+async fn rotate_one(
+    session: &Session,
+    d: &Desired,
+    found: Result<(Option<Application>, Option<FoundBy>), GraphError>,
+    opts: &Options,
+    base: &Path,
+    printer: &Printer,
+) -> Result<ServiceRotation, Error> {
+    let (app, _) = found?;
+    let Some(app) = app else {
+        return Err(Error::other(
+            format!(
+                "{}: no application in tenant {} (looked up by {}uniqueName {} and App ID URI {})",
+                d.service,
+                d.tenant_id,
+                d.app_id
+                    .as_deref()
+                    .map(|a| format!("app_id {a}, "))
+                    .unwrap_or_default(),
+                d.unique_name,
+                d.app.identifier_uri
+            ),
+            Some(
+                "rotate replaces the secret of an existing app; create the app with `entraform apply MANIFEST` first"
+                    .to_string(),
+            ),
+        ));
+    };
+    let (Some(object_id), Some(app_id)) = (app.id.clone(), app.app_id.clone()) else {
+        return Err(Error::other(
+            format!("{}: Graph returned the app without its ids", d.service),
+            None::<String>,
+        ));
+    };
+    let marker = d.secret.display_name.as_str();
+    let vault = session::open_vault(d, base)?;
+    let view = session::vault_view(Arc::clone(&vault), &d.secret.vault_path).await?;
+    let mut creds: Vec<PasswordCredential> = app.password_credentials.clone().unwrap_or_default();
+    let audit_path = audit::default_path(base);
+    let write = GraphWrite::new(session.client.clone());
+
+    let due = rotation::due(
+        &creds,
+        marker,
+        &view,
+        opts.if_expiring_within,
+        OffsetDateTime::now_utc(),
+    );
+    let mut report = ServiceRotation {
+        service: d.service.clone(),
+        customer: d.customer.clone(),
+        app_id: Some(app_id.clone()),
+        outcome: Outcome::Skipped,
+        reason: String::new(),
+        secret: None,
+        pruned: Vec::new(),
+        kept: Vec::new(),
+        error: None,
+    };
+    // Which keyId the vault holds once this run is done (never pruned).
+    let protected: Option<String> = match &due {
+        Due::Rotate { reason } => {
+            printer.status(&format!(
+                "{}: {reason}; minting a new secret → {}",
+                d.service,
+                vault.describe()
+            ));
+            let target = MintTarget {
+                tenant: &d.tenant_id,
+                service: &d.service,
+                app_object_id: &object_id,
+                app_id: &app_id,
+                display_name: marker,
+                lifetime_days: d.secret.lifetime_days,
+                vault_path: &d.secret.vault_path,
+                audit_path: Some(audit_path.clone()),
+                action: AuditAction::Rotate,
+            };
+            let minted = secret_flow::mint(&write, &session.auth, Arc::clone(&vault), &target)
+                .await
+                .map_err(|e| prefix(&d.service, e))?;
+            creds.push(PasswordCredential {
+                key_id: Some(minted.key_id.clone()),
+                display_name: Some(marker.to_string()),
+                hint: Some(minted.hint.clone()),
+                start_date_time: minted.start_date_time.clone(),
+                end_date_time: minted.end_date_time.clone(),
+            });
+            report.outcome = Outcome::Rotated;
+            report.reason = reason.clone();
+            let key = minted.key_id.clone();
+            report.secret = Some(minted);
+            Some(key)
+        }
+        Due::Skip { key_id, days_left } => {
+            report.reason = format!(
+                "the secret in use (keyId {key_id}) is valid for {days_left} more day(s), beyond {} day(s)",
+                opts.if_expiring_within.unwrap_or(0)
+            );
+            printer.status(&format!("{}: {}; no new secret", d.service, report.reason));
+            let record = audit_record(
+                d,
+                &app_id,
+                AuditAction::Rotate,
+                AuditOutcome::NoChange,
+                None,
+                report.reason.clone(),
+            );
+            if let Err(e) = audit::append(&audit_path, &record) {
+                printer.warn(&format!(
+                    "cannot append to the audit log {}: {e}",
+                    audit_path.display()
+                ));
+            }
+            match &view {
+                VaultView::Holds { .. } => {
+                    rotation::vault_held(&creds, &view).and_then(|c| c.key_id.clone())
+                }
+                // `due` skips only when a credential is in use; with an unreadable vault it is
+                // an assumption, and an assumption is no ground for removing anything.
+                _ => {
+                    report.kept = rotation::keep_all(&creds, marker, KeepReason::VaultUnreadable);
+                    return Ok(report);
+                }
+            }
+        }
+    };
+
+    let plan = rotation::select_prunable(
+        &creds,
+        marker,
+        protected.as_deref(),
+        opts.policy,
+        OffsetDateTime::now_utc(),
+    );
+    report.kept = plan.keep;
+    if plan.remove.is_empty() {
+        return Ok(report);
+    }
+    printer.status(&format!(
+        "{}: pruning {} older secret(s): {}",
+        d.service,
+        plan.remove.len(),
+        plan.remove
+            .iter()
+            .map(|c| c.key_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let results = remove_all(&write, &object_id, &plan.remove).await;
+    let mut failures = Vec::new();
+    for (cred, result) in plan.remove.into_iter().zip(results) {
+        let (outcome, detail) = match &result {
+            Ok(()) => (
+                AuditOutcome::Success,
+                format!(
+                    "pruned: a newer secret has existed for at least {} day(s)",
+                    opts.overlap_days
+                ),
+            ),
+            Err(e) => (AuditOutcome::Failed, format!("pruning failed: {e}")),
+        };
+        let record = audit_record(
+            d,
+            &app_id,
+            AuditAction::RemoveSecret,
+            outcome,
+            Some(&cred),
+            detail,
+        );
+        if let Err(e) = audit::append(&audit_path, &record) {
+            printer.warn(&format!(
+                "cannot append to the audit log {}: {e}",
+                audit_path.display()
+            ));
+        }
+        match result {
+            Ok(()) => report.pruned.push(cred),
+            Err(e) => failures.push(format!("keyId {}: {e}", cred.key_id)),
+        }
+    }
+    if !failures.is_empty() {
+        report.outcome = Outcome::Failed;
+        report.error = Some(ErrorInfo {
+            message: format!(
+                "{}: {}removing {} older secret(s) failed: {}",
+                d.service,
+                if report.secret.is_some() {
+                    "the new secret is in the vault and proven, but "
+                } else {
+                    ""
+                },
+                failures.len(),
+                failures.join("; ")
+            ),
+            hint: Some(format!(
+                "run the rotation again (pruning is idempotent), or remove them by hand: az ad app credential delete --id {app_id} --key-id KEYID"
+            )),
+        });
+    }
+    Ok(report)
+}
+
+fn prefix(service: &str, e: Error) -> Error {
+    let hint = e.hint();
+    Error::other(format!("{service}: {e}"), hint)
+}
+
+/// `removePassword` for each credential: one request, or one `$batch` for several. A keyId
+/// already gone counts as removed.
+async fn remove_all(
+    write: &GraphWrite,
+    object_id: &str,
+    creds: &[CredentialRef],
+) -> Vec<Result<(), GraphError>> {
+    if let [one] = creds {
+        return vec![match write.remove_password(object_id, &one.key_id).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }];
+    }
+    let batch: Vec<BatchRequest> = creds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            BatchRequest::new(
+                (i + 1).to_string(),
+                crate::graph::requests::remove_password(object_id, &c.key_id),
+            )
+        })
+        .collect();
+    match write.client().batch(batch).await {
+        Ok(responses) => responses
+            .into_iter()
+            .map(|r| match r.error() {
+                None => Ok(()),
+                Some(e) if e.is_not_found() => Ok(()),
+                Some(e) => Err(GraphError::from(e)),
+            })
+            .collect(),
+        Err(e) => creds
+            .iter()
+            .map(|_| Err(GraphError::invalid(format!("the $batch failed: {e}"))))
+            .collect(),
+    }
+}
+
+fn render_text(reports: &[ServiceRotation]) -> String {
+    let headers = [
+        "SERVICE",
+        "RESULT",
+        "NEW KEY ID",
+        "HINT",
+        "EXPIRES",
+        "PRUNED",
+        "KEPT",
+    ];
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            let (key, hint, expires) = match &r.secret {
+                Some(m) => (
+                    m.key_id.clone(),
+                    m.hint.clone(),
+                    m.end_date_time
+                        .as_deref()
+                        .map(|s| s.get(..10).unwrap_or(s).to_string())
+                        .unwrap_or_else(|| "never".into()),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            vec![
+                r.service.clone(),
+                match r.outcome {
+                    Outcome::Rotated => "rotated",
+                    Outcome::Skipped => "skipped",
+                    Outcome::Failed => "FAILED",
+                }
+                .into(),
+                key,
+                hint,
+                expires,
+                r.pruned.len().to_string(),
+                r.kept.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(&headers, &rows);
+    for r in reports {
+        out.push('\n');
+        out.push_str(&format!("{} ({}): {}\n", r.service, r.customer, r.reason));
+        if let Some(m) = &r.secret {
+            out.push_str(&format!(
+                "  new secret keyId {} (hint {}) → {} at {}{}\n",
+                m.key_id,
+                m.hint,
+                m.vault.backend,
+                m.vault.path,
+                if m.vault.verified {
+                    ", read back and proven with a token request"
+                } else {
+                    ", proven with a token request"
+                }
+            ));
+        }
+        for c in &r.pruned {
+            out.push_str(&format!(
+                "  pruned keyId {} (hint {}, {:?})\n",
+                c.key_id, c.hint, c.display_name
+            ));
+        }
+        for k in &r.kept {
+            out.push_str(&format!(
+                "  kept   keyId {} (hint {}, {:?}): {}\n",
+                k.credential.key_id,
+                k.credential.hint,
+                k.credential.display_name,
+                k.reason.describe()
+            ));
+        }
+        if let Some(e) = &r.error {
+            out.push_str(&format!("  error: {}\n", e.message));
+        }
+    }
+    out
+}
