@@ -84,6 +84,11 @@ pub enum Command {
     /// List each service's client secrets (keyId, hint, created, expires, days left, whether the
     /// vault holds it). Exits 3 when a service has no valid secret in its vault or it expires soon.
     Secrets(SecretsArgs),
+    /// Compare the live app with its reference (frame), normalized, field by field. Exits 3 on
+    /// any difference.
+    Drift(DriftArgs),
+    /// Write the app's Graph JSON (no secrets), usable as a `drift --reference` file.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +198,30 @@ pub struct SecretsArgs {
     /// Exit 3 when the secret in the vault expires within this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub warn_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The service manifest.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub manifest: Option<PathBuf>,
+    /// The reference: a service name (its manifest beside this one), an application (client)
+    /// id, or a file from `entraform export` (default: the manifest's `reference:`).
+    #[arg(long, value_name = "NAME|APP_ID|FILE")]
+    pub reference: Option<String>,
+    /// Check every manifest in DIR against its reference; one summary table.
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A service manifest (its app is found like apply finds it) or an application (client) id.
+    #[arg(value_name = "MANIFEST|APP_ID")]
+    pub target: String,
+    /// Write the JSON to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,8 +9,9 @@ pub enum ExitStatus {
     Success,
     /// 3: differences found (plan has pending changes, drift detected, a verify check failed).
     Differences,
-    /// 1: the command reported its result but part of it failed (e.g. one service of `--all`);
-    /// the failures are in the result itself.
+    /// 1, after the result was printed: part of it failed or could not be checked (e.g. one
+    /// service of `--all`, or a missing reference app); the failures are in the result itself.
+    /// Errors that stop a command before any result are an `Err` instead.
     Failed,
 }
 

@@ -146,7 +146,9 @@ fn describe(app: &Application) -> String {
     )
 }
 
-fn resolve_app(
+/// Pick the app from the answers of the three look-ups (pinned appId, uniqueName, App ID URI);
+/// an error naming both apps when they disagree. Shared with drift's batched look-ups.
+pub fn resolve_app(
     desired: &Desired,
     by_app_id: Option<Vec<Application>>,
     by_unique: Vec<Application>,

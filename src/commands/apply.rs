@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::apply::{ApplyEnv, StepResult};
@@ -9,21 +8,10 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::commands::sandbox;
 use crate::commands::session::{self, Session};
 use crate::desired::Desired;
-use crate::drift::{Identity, diff_apps};
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::graph::wire::Application;
-use crate::graph::{GraphRead, GraphWrite, Lookup, Query};
-use crate::plan::FieldChange;
+use crate::graph::GraphWrite;
 use crate::printer::Printer;
-
-/// The drift check apply ends with.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftSummary {
-    pub reference: String,
-    pub found: bool,
-    pub differences: Vec<FieldChange>,
-}
 
 pub async fn run(
     args: ApplyArgs,
@@ -194,11 +182,11 @@ async fn converge(
         crate::render::render_all(desired, Some(&report.app_id), args.templates.as_deref())?;
     let written = crate::render::write_fragments(&out, &fragments)?;
 
-    let drift = drift_against_reference(
-        session,
+    let drift = crate::drift::check_after_apply(
+        &session.client,
         desired,
         &args.manifest,
-        global,
+        global.defaults.as_deref(),
         &report.app_object_id,
     )
     .await;
@@ -282,9 +270,10 @@ async fn converge(
                     d.differences.len()
                 ));
                 for c in &d.differences {
+                    // `new` is the reference's value, `old` this app's.
                     text.push_str(&format!(
                         "  {}: {} (reference) vs {} (this app)\n",
-                        c.field, c.old, c.new
+                        c.field, c.new, c.old
                     ));
                 }
             }
@@ -297,67 +286,4 @@ async fn converge(
         printer.out(&text);
     }
     Ok(ExitStatus::Success)
-}
-
-/// Compare the converged app with its reference (one `$batch`).
-async fn drift_against_reference(
-    session: &Session,
-    desired: &Desired,
-    manifest: &Path,
-    global: &GlobalArgs,
-    app_object_id: &str,
-) -> Result<Option<DriftSummary>, Error> {
-    let Some(reference) = &desired.reference else {
-        return Ok(None);
-    };
-    let path = session::manifest_dir(manifest).join(format!("{reference}.yaml"));
-    let Ok(r) = crate::manifest::load_service(&path, global.defaults.as_deref()) else {
-        return Ok(None);
-    };
-    if r.service == desired.service {
-        return Ok(None);
-    }
-    let mut queries = vec![
-        Query::Application(Lookup::ObjectId(app_object_id.to_string())),
-        Query::Application(Lookup::UniqueName(r.unique_name.clone())),
-        Query::Application(Lookup::IdentifierUri(r.app.identifier_uri.clone())),
-    ];
-    if let Some(id) = &r.app_id {
-        queries.push(Query::Application(Lookup::AppId(id.clone())));
-    }
-    let mut answers = session
-        .client
-        .query(queries)
-        .await?
-        .into_iter()
-        .map(|a| a.applications());
-    let ours: Option<Application> = answers.next().and_then(|v| v.into_iter().next());
-    let theirs: Option<Application> = answers.flatten().next();
-    let (Some(ours), Some(theirs)) = (ours, theirs) else {
-        return Ok(Some(DriftSummary {
-            reference: reference.clone(),
-            found: false,
-            differences: vec![],
-        }));
-    };
-    let identity = |d: &Desired, a: &Application| Identity {
-        service: d.service.clone(),
-        host: d.host.clone(),
-        display_name: d.display_name.clone(),
-        ids: [a.id.clone(), a.app_id.clone()]
-            .into_iter()
-            .flatten()
-            .collect(),
-    };
-    let differences = diff_apps(
-        &theirs,
-        &identity(&r, &theirs),
-        &ours,
-        &identity(desired, &ours),
-    );
-    Ok(Some(DriftSummary {
-        reference: reference.clone(),
-        found: true,
-        differences,
-    }))
 }

@@ -8,8 +8,10 @@ use crate::printer::Printer;
 
 mod apply;
 mod completions;
+mod drift;
 mod emulator;
 mod explain;
+mod export;
 mod new;
 mod plan;
 mod render;
@@ -34,5 +36,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Verify(args) => verify::run(args, &global, printer).await,
         Command::Rotate(args) => rotate::run(args, &global, printer).await,
         Command::Secrets(args) => secrets::run(args, &global, printer).await,
+        Command::Drift(args) => drift::run(args, &global, printer).await,
+        Command::Export(args) => export::run(args, &global, printer).await,
     }
 }

@@ -1,17 +1,19 @@
 //! `entraform verify MANIFEST [--url URL]`: the checklist of one deployed service.
 //!
 //! The report is assembled from independent halves, each a `Vec<Check>`: the items to check by
-//! hand (always), the HTTP probes (with `--url`). The Entra half (#11–#13, consent) appends its
-//! own checks the same way before the report is built.
+//! hand (always), the HTTP probes (with `--url`), and the Entra half (#11–#13, consent:
+//! `verify::entra`).
 
 use std::path::Path;
 
 use url::Url;
 
 use crate::cli::{GlobalArgs, VerifyArgs};
+use crate::commands::session::{self, Session};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::verify::entra::{self, Unavailable};
 use crate::verify::{self, VerifyReport, probes};
 
 pub async fn run(
@@ -35,8 +37,9 @@ pub async fn run(
         }
         None => checks.extend(verify::unprobed_checks(&desired)),
     }
-    // The Entra half (#11 app manifest, #12 SP, #13 vault secret + token, consent) extends
-    // `checks` here; `VerifyReport::new` puts everything in checklist order.
+    // The Entra half (#11 app manifest, #12 SP, #13 vault secret + token, consent);
+    // `VerifyReport::new` puts everything in checklist order.
+    checks.extend(entra_half(&args.manifest, &desired, global, printer).await);
 
     let report = VerifyReport::new(&desired.service, checks);
     if printer.is_json() {
@@ -45,6 +48,29 @@ pub async fn run(
         printer.out(&report.render_text());
     }
     Ok(report.exit_status())
+}
+
+async fn entra_half(
+    manifest: &Path,
+    desired: &crate::desired::Desired,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Vec<verify::Check> {
+    let unavailable = |e: Error| Unavailable {
+        message: e.to_string(),
+        fix: e.hint().unwrap_or_else(|| {
+            "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or `az login`)"
+                .to_string()
+        }),
+    };
+    let vault = session::open_vault(desired, &session::manifest_dir(manifest)).map_err(unavailable);
+    let session = Session::from_global(global).map_err(unavailable);
+    printer.status(&format!(
+        "reading {} in tenant {} and the vault (#11–#13, consent)…",
+        desired.unique_name, desired.tenant_id
+    ));
+    let graph = session.as_ref().map(|s| (&s.client, &s.auth)).map_err(Clone::clone);
+    entra::entra_checks(desired, graph, vault).await
 }
 
 /// `--url` is the public origin (`https://axe.axelabs.ai`); the probes add the service's paths.

@@ -246,148 +246,165 @@ fn show_scope(s: &ScopeShape) -> String {
     )
 }
 
-/// Field-by-field differences between two shapes, grouped by step (2–7; 1 for the app's own
-/// names). `want` is the desired (or reference) side, `have` the live side.
-pub fn diff_shapes(want: &AppShape, have: &AppShape) -> Vec<(u8, FieldChange)> {
+/// One compared field of two shapes: the live (`have`) and the wanted (`want`) value as shown
+/// to the user, and whether they are equal (decided on the typed values, not the text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldComparison {
+    /// The step (1–7) the field belongs to.
+    pub step: u8,
+    pub field: String,
+    pub have: String,
+    pub want: String,
+    pub same: bool,
+}
+
+/// Every compared field of two shapes, in a fixed order, equal or not. `want` is the desired
+/// (or reference) side, `have` the live side. The plan keeps the differing ones
+/// ([`diff_shapes`]); drift shows them all (field | reference | this app | status).
+pub fn compare_shapes(want: &AppShape, have: &AppShape) -> Vec<FieldComparison> {
     let mut out = Vec::new();
-    let mut push = |step: u8, field: &str, old: String, new: String| {
-        out.push((
+    let mut push = |step: u8, field: &str, same: bool, have: String, want: String| {
+        out.push(FieldComparison {
             step,
-            FieldChange {
-                field: field.into(),
-                old,
-                new,
-            },
-        ));
+            field: field.into(),
+            have,
+            want,
+            same,
+        });
     };
-    if want.display_name != have.display_name {
-        push(
-            1,
-            "displayName",
-            have.display_name.clone(),
-            want.display_name.clone(),
-        );
-    }
-    if want.sign_in_audience != have.sign_in_audience {
-        push(
-            1,
-            "signInAudience",
-            have.sign_in_audience.clone(),
-            want.sign_in_audience.clone(),
-        );
-    }
-    if want.identifier_uris != have.identifier_uris {
-        push(
-            2,
-            "identifierUris",
-            show_set(&have.identifier_uris),
-            show_set(&want.identifier_uris),
-        );
-    }
-    if want.requested_access_token_version != have.requested_access_token_version {
-        push(
-            3,
-            "api.requestedAccessTokenVersion",
-            have.requested_access_token_version.to_string(),
-            want.requested_access_token_version.to_string(),
-        );
-    }
-    if want.scopes != have.scopes {
-        let values: BTreeSet<&String> = want
-            .scopes
-            .iter()
-            .chain(have.scopes.iter())
-            .map(|s| &s.value)
-            .collect();
-        for value in values {
-            let w = want.scopes.iter().find(|s| &s.value == value);
-            let h = have.scopes.iter().find(|s| &s.value == value);
-            if w == h {
-                continue;
-            }
-            let field = format!("api.oauth2PermissionScopes[{value}]");
-            match (h, w) {
-                (Some(h), Some(w)) => {
-                    for (name, old, new) in [
-                        ("type", &h.kind, &w.kind),
-                        (
-                            "adminConsentDisplayName",
-                            &h.admin_consent_display_name,
-                            &w.admin_consent_display_name,
-                        ),
-                        (
-                            "adminConsentDescription",
-                            &h.admin_consent_description,
-                            &w.admin_consent_description,
-                        ),
-                        (
-                            "userConsentDisplayName",
-                            &h.user_consent_display_name,
-                            &w.user_consent_display_name,
-                        ),
-                        (
-                            "userConsentDescription",
-                            &h.user_consent_description,
-                            &w.user_consent_description,
-                        ),
-                    ] {
-                        if old != new {
-                            push(
-                                4,
-                                &format!("{field}.{name}"),
-                                format!("{old:?}"),
-                                format!("{new:?}"),
-                            );
-                        }
-                    }
-                    if h.enabled != w.enabled {
-                        push(
-                            4,
-                            &format!("{field}.isEnabled"),
-                            h.enabled.to_string(),
-                            w.enabled.to_string(),
-                        );
-                    }
+    push(
+        1,
+        "displayName",
+        want.display_name == have.display_name,
+        have.display_name.clone(),
+        want.display_name.clone(),
+    );
+    push(
+        1,
+        "signInAudience",
+        want.sign_in_audience == have.sign_in_audience,
+        have.sign_in_audience.clone(),
+        want.sign_in_audience.clone(),
+    );
+    push(
+        2,
+        "identifierUris",
+        want.identifier_uris == have.identifier_uris,
+        show_set(&have.identifier_uris),
+        show_set(&want.identifier_uris),
+    );
+    push(
+        3,
+        "api.requestedAccessTokenVersion",
+        want.requested_access_token_version == have.requested_access_token_version,
+        have.requested_access_token_version.to_string(),
+        want.requested_access_token_version.to_string(),
+    );
+    let values: BTreeSet<&String> = want
+        .scopes
+        .iter()
+        .chain(have.scopes.iter())
+        .map(|s| &s.value)
+        .collect();
+    for value in values {
+        let w = want.scopes.iter().find(|s| &s.value == value);
+        let h = have.scopes.iter().find(|s| &s.value == value);
+        let field = format!("api.oauth2PermissionScopes[{value}]");
+        match (h, w) {
+            (Some(h), Some(w)) => {
+                for (name, old, new) in [
+                    ("type", &h.kind, &w.kind),
+                    (
+                        "adminConsentDisplayName",
+                        &h.admin_consent_display_name,
+                        &w.admin_consent_display_name,
+                    ),
+                    (
+                        "adminConsentDescription",
+                        &h.admin_consent_description,
+                        &w.admin_consent_description,
+                    ),
+                    (
+                        "userConsentDisplayName",
+                        &h.user_consent_display_name,
+                        &w.user_consent_display_name,
+                    ),
+                    (
+                        "userConsentDescription",
+                        &h.user_consent_description,
+                        &w.user_consent_description,
+                    ),
+                ] {
+                    push(
+                        4,
+                        &format!("{field}.{name}"),
+                        old == new,
+                        format!("{old:?}"),
+                        format!("{new:?}"),
+                    );
                 }
-                (None, Some(w)) => push(4, &field, "(absent)".into(), show_scope(w)),
-                (Some(h), None) => push(4, &field, show_scope(h), "(absent)".into()),
-                (None, None) => {}
+                push(
+                    4,
+                    &format!("{field}.isEnabled"),
+                    h.enabled == w.enabled,
+                    h.enabled.to_string(),
+                    w.enabled.to_string(),
+                );
             }
+            (None, Some(w)) => push(4, &field, false, "(absent)".into(), show_scope(w)),
+            (Some(h), None) => push(4, &field, false, show_scope(h), "(absent)".into()),
+            (None, None) => {}
         }
     }
-    if want.redirect_uris != have.redirect_uris {
-        push(
-            5,
-            "web.redirectUris",
-            show_set(&have.redirect_uris),
-            show_set(&want.redirect_uris),
-        );
-    }
-    if want.required_resource_access != have.required_resource_access {
-        push(
-            6,
-            "requiredResourceAccess",
-            show_rra(&have.required_resource_access),
-            show_rra(&want.required_resource_access),
-        );
-    }
-    if want.enable_id_token_issuance != have.enable_id_token_issuance {
-        push(
-            7,
-            "web.implicitGrantSettings.enableIdTokenIssuance",
-            have.enable_id_token_issuance.to_string(),
-            want.enable_id_token_issuance.to_string(),
-        );
-    }
-    if want.enable_access_token_issuance != have.enable_access_token_issuance {
-        push(
-            7,
-            "web.implicitGrantSettings.enableAccessTokenIssuance",
-            have.enable_access_token_issuance.to_string(),
-            want.enable_access_token_issuance.to_string(),
-        );
-    }
+    push(
+        5,
+        "web.redirectUris",
+        want.redirect_uris == have.redirect_uris,
+        show_set(&have.redirect_uris),
+        show_set(&want.redirect_uris),
+    );
+    push(
+        6,
+        "requiredResourceAccess",
+        want.required_resource_access == have.required_resource_access,
+        show_rra(&have.required_resource_access),
+        show_rra(&want.required_resource_access),
+    );
+    push(
+        7,
+        "web.implicitGrantSettings.enableIdTokenIssuance",
+        want.enable_id_token_issuance == have.enable_id_token_issuance,
+        have.enable_id_token_issuance.to_string(),
+        want.enable_id_token_issuance.to_string(),
+    );
+    push(
+        7,
+        "web.implicitGrantSettings.enableAccessTokenIssuance",
+        want.enable_access_token_issuance == have.enable_access_token_issuance,
+        have.enable_access_token_issuance.to_string(),
+        want.enable_access_token_issuance.to_string(),
+    );
     out
+}
+
+/// Field-by-field differences between two shapes, grouped by step (2–7; 1 for the app's own
+/// names): the differing rows of [`compare_shapes`]. `want` is the desired (or reference)
+/// side, `have` the live side.
+pub fn diff_shapes(want: &AppShape, have: &AppShape) -> Vec<(u8, FieldChange)> {
+    compare_shapes(want, have)
+        .into_iter()
+        .filter(|c| !c.same)
+        .map(|c| {
+            (
+                c.step,
+                FieldChange {
+                    field: c.field,
+                    old: c.have,
+                    new: c.want,
+                },
+            )
+        })
+        .collect()
 }
 
 const STEP_TITLES: [&str; 9] = [

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::desired::Desired;
 use crate::exit::ExitStatus;
 
+pub mod entra;
 pub mod probes;
 
 /// The outcome of one checklist item.
