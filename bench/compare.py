@@ -12,6 +12,8 @@ Sections (all by default; pick with --only):
   scale    `drift --all` and `secrets --all` over 10, 50, 200 generated manifests (--scale) at
            --scale-latency ms (default 50), --scale-runs each.
   process  cold start (`--version`), `plan` on a no-op (hyperfine), peak RSS (/usr/bin/time -v).
+  safety   the seed's incidents with the real az (stderr glued to the secret; credential reset
+           without --append) next to entraform apply/rotate/secrets.
 
 Counts come from the emulator's request log (GET /_emulator/requests, cleared with DELETE between
 runs): Graph requests (/v1.0/...), login requests (token, discovery, ARM metadata), and sequential
@@ -23,8 +25,9 @@ Python 3 standard library only. Needs azure-cli in .venv-az (`python3 -m venv .v
 Prints markdown tables on stdout; --json FILE keeps the raw measurements. Not part of CI.
 
 Secrets: the az pipeline and entraform's `command` vault both hand the secret to bench/file-vault
-on stdin; nothing here reads, prints or stores a secret, except the emulator's throw-away operator
-secret, which `az login` only accepts in argv.
+on stdin. This script prints no secret: the safety section reads vault entries only to report
+their length and shape. The emulator's throw-away operator secret goes to `az login` in argv,
+the only way az takes a client secret.
 """
 
 import argparse
@@ -34,6 +37,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import ssl
@@ -150,6 +154,17 @@ def clusters(records):
     return n
 
 
+def depth(records):
+    """Critical-path depth: the longest chain of requests each starting after the previous one
+    ended. Unlike the overlap clusters, a bounded-concurrency pipeline (8 in flight, the next
+    one starting as one finishes) counts one per wave here, so wall time ≈ depth × latency."""
+    iv = sorted((r["startMs"], r["startMs"] + r["durationMs"]) for r in records)
+    best = []
+    for i, (s, _) in enumerate(iv):
+        best.append(1 + max((best[j] for j in range(i) if iv[j][1] <= s), default=0))
+    return max(best, default=0)
+
+
 def is_write(r):
     return r["method"] not in ("GET", "HEAD")
 
@@ -167,6 +182,7 @@ def count(records):
     return {
         "graph_requests": len(graph),
         "graph_round_trips": clusters(graph),
+        "graph_depth": depth(graph),
         "batched": sum(len(r.get("inner", [])) for r in graph if r.get("batch")),
         "writes": writes,
         "login_requests": len(login),
@@ -185,6 +201,11 @@ def count(records):
 
 class Failed(Exception):
     pass
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run(argv, env, cwd, ok=(0,)):
@@ -338,9 +359,16 @@ def has_command(binary, name):
 
 
 def measure(emu, fn):
+    """Run fn between a cleared and a read request log; add the client processes' CPU time
+    (user+sys, children only: the emulator is not waited for, so it is not counted) and the load
+    average (other work on the machine inflates wall times, mostly of the CPU-heavy side)."""
     emu.clear()
+    cpu0 = children_cpu()
     result = fn()
-    return result, count(emu.requests())
+    c = count(emu.requests())
+    c["cpu_s"] = children_cpu() - cpu0
+    c["load1"] = os.getloadavg()[0]
+    return result, c
 
 
 def section_compare(opts, work):
@@ -433,6 +461,73 @@ def section_scale(opts, work):
     return {"available": have, "rows": rows}
 
 
+ENTRA_SHAPE = re.compile(r"^[A-Za-z0-9~._-]{40}$")
+
+
+def vault_shape(vault_dir, path):
+    """Length of what the vault holds and whether it looks like an Entra client secret
+    (the value is read here to measure it, never printed or kept)."""
+    f = vault_dir / path
+    if not f.exists():
+        return {"length": 0, "entra_shape": False}
+    value = f.read_text()
+    return {"length": len(value), "entra_shape": bool(ENTRA_SHAPE.match(value))}
+
+
+def section_safety(opts, work):
+    """The seed's incidents, reproduced with the real az next to what entraform does."""
+    emu = Emulator(opts.bin, work, 0, "emu-safety")
+    try:
+        base = work / "safety"
+        base.mkdir()
+        vault = base / "vault"
+        az = Az(opts.az, emu, base)
+        az.vault = vault
+        az.fresh_config("safety")
+        _, out = az("ad", "app", "create", "--display-name", "Safety MCP", "--query", "appId", "-o", "tsv")
+        app_id = out.strip()
+        env = az.env(az.cfg)
+
+        def reset(path, stderr, append):
+            script = ('set -o pipefail; "$0" ad app credential reset --id "$1" --years 2 $5 '
+                      f'--query password -o tsv {stderr} | "$2" "$3" push "$4" -')
+            run(["bash", "-c", script, opts.az, app_id, str(VAULT_SCRIPT), str(vault), path,
+                 "--append" if append else ""], env, base)
+            return vault_shape(vault, path)
+
+        def passwords():
+            return int(az("ad", "app", "credential", "list", "--id", app_id, "--query", "length(@)",
+                          "-o", "tsv")[1].strip())
+
+        res = {}
+        res["az_stderr_merged"] = reset("merged/axe/mcp-client-secret", "2>&1", True)
+        res["az_stderr_dropped"] = reset("dropped/axe/mcp-client-secret", "2>/dev/null", True)
+        before = passwords()
+        reset("noappend/axe/mcp-client-secret", "2>/dev/null", False)
+        res["az_reset_without_append"] = {"passwords_before": before, "passwords_after": passwords()}
+
+        ef = Entraform(opts.bin, emu, base / "manifests", vault)
+        m = ef.manifest("safe")
+        ef("apply", m, "--out", "out/safe")
+        res["entraform_apply"] = vault_shape(vault, "safe/axe/mcp-client-secret")
+        _, p = ef("--output", "json", "secrets", m, ok=(0, 3))
+        before = len(json.loads(p.stdout)["services"][0]["credentials"]) if p.stdout.strip() else None
+        ef("rotate", m)
+        _, p = ef("--output", "json", "secrets", m, ok=(0, 3))
+        after = len(json.loads(p.stdout)["services"][0]["credentials"]) if p.stdout.strip() else None
+        res["entraform_rotate"] = {"passwords_before": before, "passwords_after": after,
+                                   **vault_shape(vault, "safe/axe/mcp-client-secret")}
+        # The seed's corrupted value, as a vault would hold it: does entraform notice?
+        shutil.copy(vault / "merged/axe/mcp-client-secret", vault / "safe/axe/mcp-client-secret")
+        _, p = ef("secrets", m, ok=(0, 1, 3))
+        first = (p.stderr.strip().splitlines() or [""])[0]
+        first = first.replace(str(work), "$WORK").replace(str(ROOT) + "/", "")
+        res["entraform_secrets_on_corrupt_vault"] = {"exit": p.returncode, "error": first}
+    finally:
+        emu.close()
+    return res
+
+
 def max_rss_kb(argv, env, cwd, ok=(0,)):
     _, p = run(["/usr/bin/time", "-v", *argv], env, cwd, ok=ok)
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
@@ -518,10 +613,10 @@ def report_compare(data):
     }
     for scenario in ("fresh", "noop", "rotate"):
         out.append(f"### {titles[scenario]}\n")
-        out.append("| latency | tool | processes | wall median s (min–max) | Graph requests | "
-                   "Graph round trips | Graph writes | login requests | all round trips | "
-                   "az ÷ entraform |")
-        out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        out.append("| latency | tool | processes | wall median s (min–max) | CPU median s | "
+                   "Graph requests | Graph round trips | Graph writes | login requests | "
+                   "all round trips | az ÷ entraform (wall) |")
+        out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for latency in sorted({r["latency_ms"] for r in rows}):
             sel = {t: [r for r in rows if r["latency_ms"] == latency and r["scenario"] == scenario
                        and r["tool"] == t] for t in ("az", "entraform")}
@@ -532,16 +627,20 @@ def report_compare(data):
                 rs = sel[t]
                 if not rs:
                     out.append(f"| {latency} ms | {t} | | pending: command not merged yet "
-                               "(`bench/compare.py --only compare`) | | | | | | |")
+                               "(`bench/compare.py --only compare`) | | | | | | | |")
                     continue
                 walls = [r["wall_s"] for r in rs]
                 out.append(
                     f"| {latency} ms | {t} | {ints([r['processes'] for r in rs])} | "
-                    f"{med(walls):.2f} ({span(walls)}) | {ints([r['graph_requests'] for r in rs])} | "
+                    f"{med(walls):.2f} ({span(walls)}) | {med([r['cpu_s'] for r in rs]):.2f} | "
+                    f"{ints([r['graph_requests'] for r in rs])} | "
                     f"{ints([r['graph_round_trips'] for r in rs])} | {ints([r['writes'] for r in rs])} | "
                     f"{ints([r['login_requests'] for r in rs])} | {ints([r['all_round_trips'] for r in rs])} | "
                     f"{ratio if t == 'entraform' else ''} |")
         out.append("")
+    loads = [r["load1"] for r in rows]
+    out.append(f"Load average (1 min) during the runs: median {med(loads):.1f}, max {max(loads):.1f} "
+               f"on {os.cpu_count()} cores.\n")
     fresh_az = [r for r in rows if r["scenario"] == "fresh" and r["tool"] == "az"]
     if fresh_az:
         per = [s for r in fresh_az for s in r["steps"]]
@@ -554,12 +653,13 @@ def report_scale(data):
     rows = data["rows"]
     if not rows:
         return "pending: `drift` / `secrets` not merged yet (`bench/compare.py --only scale`)\n"
-    out = ["| command | services (+frame) | latency | wall median s (min–max) | Graph requests | "
-           "Graph round trips | batched sub-requests | login requests | exit |",
-           "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    out = ["| command | services (+frame) | latency | wall median s (min–max) | CPU median s | "
+           "Graph requests | Graph round trips (overlap clusters) | Graph depth (waves) | "
+           "batched sub-requests | login requests | exit |",
+           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for cmd in ("drift --all", "secrets --all"):
         if not data["available"].get(cmd.split()[0]):
-            out.append(f"| `{cmd}` | | | pending: command not merged yet | | | | | |")
+            out.append(f"| `{cmd}` | | | pending: command not merged yet | | | | | | | |")
             continue
         for n in sorted({r["services"] for r in rows}):
             rs = [r for r in rows if r["command"] == cmd and r["services"] == n]
@@ -567,8 +667,9 @@ def report_scale(data):
                 continue
             walls = [r["wall_s"] for r in rs]
             out.append(f"| `{cmd}` | {n} (+1) | {rs[0]['latency_ms']} ms | {med(walls):.2f} ({span(walls)}) | "
+                       f"{med([r['cpu_s'] for r in rs]):.2f} | "
                        f"{ints([r['graph_requests'] for r in rs])} | {ints([r['graph_round_trips'] for r in rs])} | "
-                       f"{ints([r['batched'] for r in rs])} | {ints([r['login_requests'] for r in rs])} | "
+                       f"{ints([r['graph_depth'] for r in rs])} | {ints([r['batched'] for r in rs])} | {ints([r['login_requests'] for r in rs])} | "
                        f"{ints([r['exit'] for r in rs])} |")
     return "\n".join(out) + "\n"
 
@@ -592,6 +693,19 @@ def report_process(data):
               "drift_all": "`drift --all` (largest scale directory)"}
     for k, v in data["peak_rss_kb"].items():
         out.append(f"| {titles[k]} | {v / 1024:.1f} |")
+    return "\n".join(out) + "\n"
+
+
+def report_safety(d):
+    def shape(v):
+        return f"{v['length']} characters, Entra shape {'yes' if v['entra_shape'] else 'NO'}"
+    out = ["| what | result |", "|---|---|",
+           f"| `az ad app credential reset … -o tsv 2>&1 \\| push` (stderr not separated) | vault holds {shape(d['az_stderr_merged'])} |",
+           f"| the same with `2>/dev/null` (the checklist's fix) | vault holds {shape(d['az_stderr_dropped'])} |",
+           f"| `az ad app credential reset` without `--append` | passwords {d['az_reset_without_append']['passwords_before']} → {d['az_reset_without_append']['passwords_after']} |",
+           f"| `entraform apply` (command vault) | vault holds {shape(d['entraform_apply'])} |",
+           f"| `entraform rotate` | passwords {d['entraform_rotate']['passwords_before']} → {d['entraform_rotate']['passwords_after']}; vault holds {shape(d['entraform_rotate'])} |",
+           f"| `entraform secrets` with the `2>&1` value in the vault | exit {d['entraform_secrets_on_corrupt_vault']['exit']}: “{d['entraform_secrets_on_corrupt_vault']['error']}” |"]
     return "\n".join(out) + "\n"
 
 
@@ -621,7 +735,7 @@ def machine(opts):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="compare,scale,process")
+    ap.add_argument("--only", default="compare,scale,process,safety")
     ap.add_argument("--latencies", default="0,50,150")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--scale", default="10,50,200")
@@ -638,7 +752,7 @@ def main():
     if not os.access(opts.bin, os.X_OK):
         raise SystemExit(f"entraform binary not found at {opts.bin} (cargo build, or --bin)")
     sections = opts.only.split(",")
-    if ("compare" in sections) and not os.access(opts.az, os.X_OK):
+    if {"compare", "safety"} & set(sections) and not os.access(opts.az, os.X_OK):
         raise SystemExit(f"az not found at {opts.az}: python3 -m venv .venv-az && "
                          ".venv-az/bin/pip install azure-cli (or --az)")
     if not os.access(opts.az, os.X_OK):
@@ -658,6 +772,8 @@ def main():
             opts.scale_dir = big if big.exists() else None
         if "process" in sections:
             data["process"] = section_process(opts, work)
+        if "safety" in sections:
+            data["safety"] = section_safety(opts, work)
     except Failed as e:
         log(f"FAILED: {e}")
         opts.keep = True
@@ -678,6 +794,8 @@ def main():
         print(report_scale(data["scale"]))
     if "process" in data:
         print(report_process(data["process"]))
+    if "safety" in data:
+        print(report_safety(data["safety"]))
     if opts.json:
         Path(opts.json).write_text(json.dumps(data, indent=1) + "\n")
 
