@@ -26,7 +26,9 @@ pub async fn run(
 ) -> Result<ExitStatus, Error> {
     match (&args.all, &args.manifest) {
         (Some(dir), _) => run_all(dir, args.reference.as_deref(), global, printer).await,
-        (None, Some(manifest)) => run_one(manifest, args.reference.as_deref(), global, printer).await,
+        (None, Some(manifest)) => {
+            run_one(manifest, args.reference.as_deref(), global, printer).await
+        }
         (None, None) => Err(Error::usage(
             "drift needs a MANIFEST or --all DIR",
             Some("e.g. `entraform drift manifests/blueprint.yaml`".to_string()),
@@ -270,7 +272,10 @@ async fn run_all(
     if all.is_empty() {
         return Err(Error::usage(
             format!("{} holds no service manifests", dir.display()),
-            Some("point --all at the manifests directory (`entraform new SERVICE` makes one)".to_string()),
+            Some(
+                "point --all at the manifests directory (`entraform new SERVICE` makes one)"
+                    .to_string(),
+            ),
         ));
     }
     for d in &all {

@@ -58,7 +58,9 @@ pub async fn run(
             },
             Some(match &desired {
                 Some(_) => "apply the manifest first (`entraform apply MANIFEST`)".to_string(),
-                None => "check the client id and that the credentials are for its tenant".to_string(),
+                None => {
+                    "check the client id and that the credentials are for its tenant".to_string()
+                }
             }),
         ));
     };

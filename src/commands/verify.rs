@@ -69,7 +69,10 @@ async fn entra_half(
         "reading {} in tenant {} and the vault (#11–#13, consent)…",
         desired.unique_name, desired.tenant_id
     ));
-    let graph = session.as_ref().map(|s| (&s.client, &s.auth)).map_err(Clone::clone);
+    let graph = session
+        .as_ref()
+        .map(|s| (&s.client, &s.auth))
+        .map_err(Clone::clone);
     entra::entra_checks(desired, graph, vault).await
 }
 

@@ -612,8 +612,7 @@ impl DriftReport {
 /// Widest a value column gets before its text wraps (at `, ` or a space).
 const WRAP: usize = 44;
 
-/// Break a cell into lines of at most `max` characters at `, ` or spaces (a longer word stays
-/// whole).
+/// Break a cell into lines of at most `max` characters at spaces (a longer word is cut).
 fn wrap(cell: &str, max: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
@@ -621,10 +620,20 @@ fn wrap(cell: &str, max: usize) -> Vec<String> {
     while !rest.is_empty() {
         // the next token, with the separator it ends in
         let cut = rest.find(' ').map(|i| i + 1).unwrap_or(rest.len());
-        let (token, tail) = rest.split_at(cut);
+        let (mut token, tail) = rest.split_at(cut);
         if !line.is_empty() && line.chars().count() + token.trim_end().chars().count() > max {
             lines.push(line.trim_end().to_string());
             line.clear();
+        }
+        // a single token wider than a line (an id list without spaces) is cut hard
+        while token.trim_end().chars().count() > max {
+            let at = token
+                .char_indices()
+                .nth(max)
+                .map(|(i, _)| i)
+                .unwrap_or(token.len());
+            lines.push(token[..at].to_string());
+            token = &token[at..];
         }
         line.push_str(token);
         rest = tail;

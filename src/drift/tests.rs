@@ -331,3 +331,12 @@ fn identity_is_inferred_from_the_app_id_uri() {
         ("frame", "axe.axelabs.ai", "Frame MCP")
     );
 }
+
+#[test]
+fn table_cells_wrap_at_spaces_and_cut_long_words() {
+    assert_eq!(wrap("a b c", 3), ["a b", "c"]);
+    assert_eq!(wrap("", 3), [""]);
+    assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+    let t = table(&["F", "R", "S"], &[["f", "x y", "same"]]);
+    assert_eq!(t, "F  R    S\nf  x y  same\n");
+}

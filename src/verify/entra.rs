@@ -44,7 +44,10 @@ enum VaultRead {
     Value(Secret),
     Empty,
     CannotRead,
-    Failed { message: String, fix: Option<String> },
+    Failed {
+        message: String,
+        fix: Option<String>,
+    },
 }
 
 async fn read_vault(vault: Result<Arc<dyn Vault>, Unavailable>, path: &str) -> VaultRead {
@@ -200,7 +203,11 @@ pub async fn entra_checks(
         .as_ref()
         .and_then(|a| a.requested_access_token_version);
     checks.push(match version {
-        Some(2) => Check::pass("#11a", T_TOKEN_VERSION, "api.requestedAccessTokenVersion = 2"),
+        Some(2) => Check::pass(
+            "#11a",
+            T_TOKEN_VERSION,
+            "api.requestedAccessTokenVersion = 2",
+        ),
         other => Check::fail(
             "#11a",
             T_TOKEN_VERSION,
@@ -215,7 +222,11 @@ pub async fn entra_checks(
     let uris = app.identifier_uris.clone().unwrap_or_default();
     let want = &desired.app.identifier_uri;
     checks.push(if uris.iter().any(|u| u == want) {
-        Check::pass("#11b", T_APP_ID_URI, format!("identifierUris = [{}]", uris.join(", ")))
+        Check::pass(
+            "#11b",
+            T_APP_ID_URI,
+            format!("identifierUris = [{}]", uris.join(", ")),
+        )
     } else {
         Check::fail(
             "#11b",
@@ -249,12 +260,22 @@ pub async fn entra_checks(
 
     // #12
     checks.push(match &observed.service_principal {
-        Some(sp) => Check::pass("#12", T_SP, format!("service principal {} for appId {app_id}", sp.id)),
+        Some(sp) => Check::pass(
+            "#12",
+            T_SP,
+            format!("service principal {} for appId {app_id}", sp.id),
+        ),
         None => Check::fail(
             "#12",
             T_SP,
-            format!("appId {app_id} has no service principal in tenant {}", desired.tenant_id),
-            format!("{} (or `az ad sp create --id {app_id}`)", fix_apply("step 1")),
+            format!(
+                "appId {app_id} has no service principal in tenant {}",
+                desired.tenant_id
+            ),
+            format!(
+                "{} (or `az ad sp create --id {app_id}`)",
+                fix_apply("step 1")
+            ),
         ),
     });
 
@@ -346,16 +367,15 @@ pub async fn entra_checks(
     } else {
         let url = graph
             .as_ref()
-            .map(|(_, auth)| crate::apply::admin_consent_url(&auth.authority_host, desired, &app_id))
+            .map(|(_, auth)| {
+                crate::apply::admin_consent_url(&auth.authority_host, desired, &app_id)
+            })
             .unwrap_or_default();
         Check::fail(
             "consent",
             T_CONSENT,
             format!("not granted tenant-wide: {}", missing.join("; ")),
-            format!(
-                "{}; or have a tenant admin open {url}",
-                fix_apply("step 9")
-            ),
+            format!("{}; or have a tenant admin open {url}", fix_apply("step 9")),
         )
     });
     checks
