@@ -614,7 +614,7 @@ def report_compare(data):
     for scenario in ("fresh", "noop", "rotate"):
         out.append(f"### {titles[scenario]}\n")
         out.append("| latency | tool | processes | wall median s (min–max) | CPU median s | "
-                   "Graph requests | Graph round trips | Graph writes | login requests | "
+                   "Graph requests | Graph round trips (depth) | Graph writes | login requests | "
                    "all round trips | az ÷ entraform (wall) |")
         out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for latency in sorted({r["latency_ms"] for r in rows}):
@@ -634,7 +634,7 @@ def report_compare(data):
                     f"| {latency} ms | {t} | {ints([r['processes'] for r in rs])} | "
                     f"{med(walls):.2f} ({span(walls)}) | {med([r['cpu_s'] for r in rs]):.2f} | "
                     f"{ints([r['graph_requests'] for r in rs])} | "
-                    f"{ints([r['graph_round_trips'] for r in rs])} | {ints([r['writes'] for r in rs])} | "
+                    f"{ints([r['graph_depth'] for r in rs])} | {ints([r['writes'] for r in rs])} | "
                     f"{ints([r['login_requests'] for r in rs])} | {ints([r['all_round_trips'] for r in rs])} | "
                     f"{ratio if t == 'entraform' else ''} |")
         out.append("")
