@@ -274,17 +274,33 @@ pub async fn execute(
             None => None,
         }
     };
-    let (sp_result, mint_result) = tokio::join!(sp_future, mint_future);
+    // The grants need only the SP: they go out as soon as it exists, while the new secret is
+    // still being stored and proven (one latency less on a fresh apply).
+    let sp_and_grants = async {
+        let sp = sp_future.await;
+        let sp_id = match &sp {
+            Some(Ok(created)) => created.id.clone(),
+            Some(Err(_)) => return (sp, Ok(Vec::new())),
+            None => observed_sp_id.clone().unwrap_or_default(),
+        };
+        let requests = grant_requests(plan, &sp_id);
+        let grants = if requests.is_empty() {
+            Ok(Vec::new())
+        } else {
+            write.client().batch(requests).await
+        };
+        (sp, grants)
+    };
+    let ((sp_result, grant_responses), mint_result) = tokio::join!(sp_and_grants, mint_future);
     // A failed mint first: its error says what was rolled back (and carries the SP's error
     // when that is why it failed).
     let minted = match mint_result {
         Some(r) => Some(r?),
         None => None,
     };
-    let sp_id = match sp_result {
-        Some(r) => r.map_err(graph_err)?.id,
-        None => observed_sp_id.unwrap_or_default(),
-    };
+    if let Some(r) = sp_result {
+        r.map_err(graph_err)?;
+    }
     let secret_step = plan.steps.iter().find(|s| s.number == 8);
     match &minted {
         Some(m) => done(
@@ -311,42 +327,7 @@ pub async fn execute(
         ),
     }
 
-    // 4. Grants (one $batch) and orphan removal, concurrently.
-    let mut grant_requests = Vec::new();
-    for action in &plan.actions {
-        match action {
-            Action::CreateGrant {
-                resource,
-                resource_sp_id,
-                scope,
-            } => {
-                let resource_id = match resource {
-                    GrantResource::SelfApp => sp_id.clone(),
-                    GrantResource::App(_) => resource_sp_id.clone().unwrap_or_default(),
-                };
-                let grant = OAuth2PermissionGrant {
-                    client_id: sp_id.clone(),
-                    consent_type: "AllPrincipals".into(),
-                    resource_id,
-                    scope: scope.clone(),
-                    ..Default::default()
-                };
-                let req = crate::graph::requests::create_grant(&grant).replication_retry(true);
-                grant_requests.push(BatchRequest::new(
-                    (grant_requests.len() + 1).to_string(),
-                    req,
-                ));
-            }
-            Action::UpdateGrant { grant_id, scope } => {
-                let req = crate::graph::requests::update_grant_scope(grant_id, scope);
-                grant_requests.push(BatchRequest::new(
-                    (grant_requests.len() + 1).to_string(),
-                    req,
-                ));
-            }
-            _ => {}
-        }
-    }
+    // 4. Orphaned credentials go only once the vault holds a proven secret.
     let orphans: Vec<String> = plan
         .actions
         .iter()
@@ -355,27 +336,15 @@ pub async fn execute(
             _ => None,
         })
         .collect();
-    let grants_future = async {
-        if grant_requests.is_empty() {
-            Ok(Vec::new())
-        } else {
-            write.client().batch(grant_requests).await
+    let mut removed = Vec::new();
+    for key in &orphans {
+        match write.remove_password(&app_object_id, key).await {
+            Ok(()) => removed.push(key.clone()),
+            Err(e) if e.is_not_found() => removed.push(key.clone()),
+            Err(e) => return Err(graph_err(e)),
         }
-    };
-    let orphans_future = async {
-        let mut removed = Vec::new();
-        for key in &orphans {
-            match write.remove_password(&app_object_id, key).await {
-                Ok(()) => removed.push(key.clone()),
-                Err(e) if e.is_not_found() => removed.push(key.clone()),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
-    };
-    let (grant_responses, removed) = tokio::join!(grants_future, orphans_future);
+    }
     let grant_responses = grant_responses.map_err(graph_err)?;
-    let removed = removed.map_err(graph_err)?;
     let mut admin_consent = None;
     let mut denied = false;
     for resp in &grant_responses {
@@ -431,6 +400,39 @@ pub async fn execute(
         admin_consent_url: admin_consent,
         app: created,
     })
+}
+
+/// The consent writes of `plan` for the app's SP `sp_id`, as one `$batch`.
+fn grant_requests(plan: &Plan, sp_id: &str) -> Vec<BatchRequest> {
+    let mut out = Vec::new();
+    for action in &plan.actions {
+        let req = match action {
+            Action::CreateGrant {
+                resource,
+                resource_sp_id,
+                scope,
+            } => {
+                let resource_id = match resource {
+                    GrantResource::SelfApp => sp_id.to_string(),
+                    GrantResource::App(_) => resource_sp_id.clone().unwrap_or_default(),
+                };
+                let grant = OAuth2PermissionGrant {
+                    client_id: sp_id.to_string(),
+                    consent_type: "AllPrincipals".into(),
+                    resource_id,
+                    scope: scope.clone(),
+                    ..Default::default()
+                };
+                crate::graph::requests::create_grant(&grant).replication_retry(true)
+            }
+            Action::UpdateGrant { grant_id, scope } => {
+                crate::graph::requests::update_grant_scope(grant_id, scope)
+            }
+            _ => continue,
+        };
+        out.push(BatchRequest::new((out.len() + 1).to_string(), req));
+    }
+    out
 }
 
 /// A PATCH right after a disable-first PATCH can still meet the enabled scope on another

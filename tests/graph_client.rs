@@ -3,141 +3,29 @@
 //! absent, error mapping, `$batch` splitting and re-batching, and the round trips of `observe`
 //! read from the emulator's own request log.
 
+mod common;
+mod graph_support;
+
+use graph_support::{auth, client, credential, emulator};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use entraform::desired::{
-    AppSpec, DeploySpec, Desired, GrantResource, GrantSpec, MS_GRAPH_APP_ID, PermissionSpec,
-    ResourceAccessSpec, ScopeSpec, SecretSpec, USER_READ_SCOPE_ID,
-};
-use entraform::emulator::{EmulatorConfig, Faults, RequestRecord, RunningEmulator, start};
+use entraform::desired::{Desired, MS_GRAPH_APP_ID, USER_READ_SCOPE_ID};
+use entraform::emulator::{EmulatorConfig, Faults, RequestRecord, RunningEmulator};
 use entraform::graph::wire::{Application, OAuth2PermissionGrant};
 use entraform::graph::{
-    AuthConfig, BatchRequest, CredentialKind, GraphClient, GraphError, GraphRead, GraphRequest,
-    GraphWrite, Lookup, OperatorCredential, ProveError, RetryPolicy, UpsertOutcome, prove_secret,
+    BatchRequest, CredentialKind, GraphClient, GraphError, GraphRead, GraphRequest, GraphWrite,
+    Lookup, ProveError, RetryPolicy, UpsertOutcome, prove_secret,
 };
 use entraform::observed::{FoundBy, observe};
 use entraform::secret::Secret;
-use entraform::vault::VaultConfig;
 use serde_json::json;
 
-const DOMAIN: &str = "axelabs.ai";
 const HOST: &str = "axe.axelabs.ai";
 
-async fn emulator(config: EmulatorConfig) -> RunningEmulator {
-    start(config.tls(true).verified_domain(DOMAIN))
-        .await
-        .expect("emulator starts")
-}
-
-fn auth(emu: &RunningEmulator) -> AuthConfig {
-    AuthConfig::new(emu.authority_host(), emu.graph_url())
-        .with_ca_pem(emu.ca_cert_pem().expect("TLS emulator has a CA").as_bytes())
-}
-
-fn credential(
-    emu: &RunningEmulator,
-    cfg: &AuthConfig,
-    client_id: &str,
-    secret: &Secret,
-) -> OperatorCredential {
-    let tenant = emu.tenant_id();
-    let client_id = client_id.to_string();
-    let secret = secret.expose().to_string();
-    OperatorCredential::from_env_with(cfg, move |k| match k {
-        "AZURE_TENANT_ID" => Some(tenant.clone()),
-        "AZURE_CLIENT_ID" => Some(client_id.clone()),
-        "AZURE_CLIENT_SECRET" => Some(secret.clone()),
-        _ => None,
-    })
-    .expect("client secret credential")
-}
-
-/// A client authenticated as the emulator's operator, with millisecond backoffs.
-fn client(emu: &RunningEmulator) -> GraphClient {
-    let cfg = auth(emu);
-    let cred = credential(emu, &cfg, emu.operator_client_id(), emu.operator_secret());
-    GraphClient::with_credential(&cfg, Arc::new(cred))
-        .expect("client")
-        .with_retry(RetryPolicy::fast())
-}
-
 fn desired(service: &str, app_id: Option<&str>) -> Desired {
-    let display = format!("{} MCP", service);
-    Desired {
-        service: service.into(),
-        customer: "axe".into(),
-        tenant_id: "122fb574-7efa-476a-95b6-bee81bce2cce".into(),
-        host: HOST.into(),
-        verified_domains: vec![DOMAIN.into()],
-        display_name: display.clone(),
-        unique_name: format!("axe-{service}-mcp"),
-        app_id: app_id.map(str::to_string),
-        app: AppSpec {
-            identifier_uri: format!("https://{HOST}/{service}/mcp"),
-            sign_in_audience: "AzureADMyOrg".into(),
-            requested_access_token_version: 2,
-            scopes: vec![ScopeSpec {
-                value: "mcp.access".into(),
-                kind: "User".into(),
-                admin_consent_display_name: format!("Access {display}"),
-                admin_consent_description: format!("Access {display}"),
-                user_consent_display_name: format!("Access {display}"),
-                user_consent_description: format!("Access {display}"),
-            }],
-            redirect_uris: vec!["https://claude.ai/api/mcp/auth_callback".into()],
-            required_resource_access: vec![ResourceAccessSpec {
-                resource_app_id: MS_GRAPH_APP_ID.into(),
-                access: vec![PermissionSpec {
-                    id: USER_READ_SCOPE_ID.into(),
-                    kind: "Scope".into(),
-                    value: "User.Read".into(),
-                }],
-            }],
-            enable_id_token_issuance: true,
-            enable_access_token_issuance: false,
-        },
-        consent: vec![
-            GrantSpec {
-                resource: GrantResource::App(MS_GRAPH_APP_ID.into()),
-                scope: "User.Read".into(),
-            },
-            GrantSpec {
-                resource: GrantResource::SelfApp,
-                scope: "mcp.access".into(),
-            },
-        ],
-        secret: SecretSpec {
-            env: format!("AZURE_{}_MCP_CLIENT_SECRET", service.to_uppercase()),
-            vault_path: format!("{service}/axe/mcp-client-secret"),
-            lifetime_days: 730,
-            display_name: "entraform".into(),
-        },
-        vault: VaultConfig::File {
-            path: "vault.json".into(),
-        },
-        deploy: DeploySpec {
-            proxy_port: 3151,
-            container_name: format!("{service}-mcp"),
-            container_port: 3000,
-            proxy_name: format!("axe-{service}-mcp-proxy"),
-            upstream_host: "host.docker.internal".into(),
-            tunnel_config: "config.yml".into(),
-            networks: vec!["artemis".into()],
-            allowed_hosts: vec![HOST.into()],
-            allowed_origins: vec!["https://claude.ai".into()],
-            uses_postgres: false,
-            env_file: ".env".into(),
-            compose_env_file: "../.env".into(),
-            build_context: ".".into(),
-            dockerfile: "Dockerfile".into(),
-            proxy_dir: "proxy".into(),
-            caddy_image: "caddy:2".into(),
-        },
-        reference: None,
-        source: "manifests/x.yaml".into(),
-        warnings: vec![],
-    }
+    common::service(service, 3151, app_id)
 }
 
 /// A hand-made app as `az` would leave it: no uniqueName, URI set, SP, grants.

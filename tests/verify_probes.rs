@@ -2,7 +2,8 @@
 //! like frame's `mcp/http_server.py` behind the tunnel, and against variants that reproduce each
 //! failure the seeds recorded (checklist §10, troubleshooting's RFC 9728 metadata path).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,7 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, HOST, LOCATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use entraform::desired::*;
 use entraform::exit::ExitStatus;
-use entraform::vault::VaultConfig;
 use entraform::verify::probes::{probe_client, probe_http, probe_http_with};
 use entraform::verify::{Check, CheckStatus, VerifyReport, manual_checks};
 use serde_json::json;
@@ -26,86 +25,7 @@ const META_SERVICE: &str = "/blueprint/.well-known/oauth-protected-resource";
 const META_RESOURCE: &str = "/blueprint/mcp/.well-known/oauth-protected-resource";
 const META_DEFAULT: &str = "/.well-known/oauth-protected-resource/blueprint/mcp";
 
-/// The desired state of blueprint (the shape of `src/plan/tests.rs::blueprint()`).
-fn blueprint() -> Desired {
-    Desired {
-        service: "blueprint".into(),
-        customer: "axe".into(),
-        tenant_id: TENANT.into(),
-        host: "axe.axelabs.ai".into(),
-        verified_domains: vec!["axelabs.ai".into()],
-        display_name: "Blueprint MCP".into(),
-        unique_name: "axe-blueprint-mcp".into(),
-        app_id: None,
-        app: AppSpec {
-            identifier_uri: APP_ID_URI.into(),
-            sign_in_audience: "AzureADMyOrg".into(),
-            requested_access_token_version: 2,
-            scopes: vec![ScopeSpec {
-                value: "mcp.access".into(),
-                kind: "User".into(),
-                admin_consent_display_name: "Access Blueprint MCP".into(),
-                admin_consent_description: "Access Blueprint MCP".into(),
-                user_consent_display_name: "Access Blueprint MCP".into(),
-                user_consent_description: "Access Blueprint MCP".into(),
-            }],
-            redirect_uris: vec![
-                "https://claude.ai/api/mcp/auth_callback".into(),
-                "https://claude.com/api/mcp/auth_callback".into(),
-            ],
-            required_resource_access: vec![ResourceAccessSpec {
-                resource_app_id: MS_GRAPH_APP_ID.into(),
-                access: vec![PermissionSpec {
-                    id: USER_READ_SCOPE_ID.into(),
-                    kind: "Scope".into(),
-                    value: "User.Read".into(),
-                }],
-            }],
-            enable_id_token_issuance: true,
-            enable_access_token_issuance: false,
-        },
-        consent: vec![
-            GrantSpec {
-                resource: GrantResource::App(MS_GRAPH_APP_ID.into()),
-                scope: "User.Read".into(),
-            },
-            GrantSpec {
-                resource: GrantResource::SelfApp,
-                scope: "mcp.access".into(),
-            },
-        ],
-        secret: SecretSpec {
-            env: "AZURE_BLUEPRINT_MCP_CLIENT_SECRET".into(),
-            vault_path: "blueprint/axe/mcp-client-secret".into(),
-            lifetime_days: 730,
-            display_name: "entraform blueprint".into(),
-        },
-        vault: VaultConfig::File {
-            path: PathBuf::from("vault.json"),
-        },
-        deploy: DeploySpec {
-            proxy_port: 3151,
-            container_name: "blueprint-mcp".into(),
-            container_port: 3000,
-            proxy_name: "axe-blueprint-mcp-proxy".into(),
-            upstream_host: "host.docker.internal".into(),
-            tunnel_config: "~/.axe/tunnels/axelabs/config.yml".into(),
-            networks: vec!["artemis".into()],
-            allowed_hosts: vec![],
-            allowed_origins: vec![],
-            uses_postgres: true,
-            env_file: "~/blueprint/.env".into(),
-            compose_env_file: "../.env".into(),
-            build_context: "..".into(),
-            dockerfile: "mcp/Dockerfile".into(),
-            proxy_dir: "~/.axe/blueprint-mcp-proxy".into(),
-            caddy_image: "caddy:2".into(),
-        },
-        reference: Some("frame".into()),
-        source: PathBuf::from("manifests/blueprint.yaml"),
-        warnings: vec![],
-    }
-}
+use common::blueprint;
 
 /// How the fake server behaves. `good()` is the known-good frame pattern (seed §4.2); each
 /// test flips what one failure of the seeds got wrong.

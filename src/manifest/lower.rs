@@ -635,16 +635,14 @@ pub fn lower(
             .admin_consent_display_name
             .clone()
             .unwrap_or_else(|| format!("Access {display_name}")),
-        admin_consent_description: so.admin_consent_description.clone().unwrap_or_else(|| {
-            format!("Allows the claude.ai connector to call {display_name} on behalf of the signed-in user.")
-        }),
+        // The checklist's scope body (step 4) has display names only: frame, made that way, has
+        // no descriptions, and "copy frame byte for byte" means none here either by default.
+        admin_consent_description: so.admin_consent_description.clone().unwrap_or_default(),
         user_consent_display_name: so
             .user_consent_display_name
             .clone()
             .unwrap_or_else(|| format!("Access {display_name}")),
-        user_consent_description: so.user_consent_description.clone().unwrap_or_else(|| {
-            format!("Allows the claude.ai connector to call {display_name} on your behalf.")
-        }),
+        user_consent_description: so.user_consent_description.clone().unwrap_or_default(),
     };
     let sp = ovp.k("scope");
     if scope.value.is_empty()

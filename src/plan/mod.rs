@@ -440,9 +440,9 @@ fn plan_scopes(
             kind: Some(spec.kind.clone()),
             is_enabled: true,
             admin_consent_display_name: Some(spec.admin_consent_display_name.clone()),
-            admin_consent_description: Some(spec.admin_consent_description.clone()),
+            admin_consent_description: non_empty(&spec.admin_consent_description),
             user_consent_display_name: Some(spec.user_consent_display_name.clone()),
-            user_consent_description: Some(spec.user_consent_description.clone()),
+            user_consent_description: non_empty(&spec.user_consent_description),
         };
         if let Some(current) = current
             && current.is_enabled
@@ -471,6 +471,11 @@ fn plan_scopes(
             .collect()
     });
     (final_scopes, disable)
+}
+
+/// An optional text Graph should store as `null` when empty (as an app made by hand has it).
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 fn desired_rra(desired: &Desired) -> Vec<RequiredResourceAccess> {

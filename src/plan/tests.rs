@@ -1,89 +1,12 @@
-use std::path::PathBuf;
-
 use time::macros::datetime;
 
 use super::*;
 use crate::desired::*;
-use crate::vault::VaultConfig;
 
+/// blueprint as the example manifest lowers it (unit tests run from the crate root).
 pub(crate) fn blueprint() -> Desired {
-    Desired {
-        service: "blueprint".into(),
-        customer: "axe".into(),
-        tenant_id: "122fb574-7efa-476a-95b6-bee81bce2cce".into(),
-        host: "axe.axelabs.ai".into(),
-        verified_domains: vec!["axelabs.ai".into()],
-        display_name: "Blueprint MCP".into(),
-        unique_name: "axe-blueprint-mcp".into(),
-        app_id: None,
-        app: AppSpec {
-            identifier_uri: "https://axe.axelabs.ai/blueprint/mcp".into(),
-            sign_in_audience: "AzureADMyOrg".into(),
-            requested_access_token_version: 2,
-            scopes: vec![ScopeSpec {
-                value: "mcp.access".into(),
-                kind: "User".into(),
-                admin_consent_display_name: "Access Blueprint MCP".into(),
-                admin_consent_description: "Access Blueprint MCP".into(),
-                user_consent_display_name: "Access Blueprint MCP".into(),
-                user_consent_description: "Access Blueprint MCP".into(),
-            }],
-            redirect_uris: vec![
-                "https://claude.ai/api/mcp/auth_callback".into(),
-                "https://claude.com/api/mcp/auth_callback".into(),
-            ],
-            required_resource_access: vec![ResourceAccessSpec {
-                resource_app_id: MS_GRAPH_APP_ID.into(),
-                access: vec![PermissionSpec {
-                    id: USER_READ_SCOPE_ID.into(),
-                    kind: "Scope".into(),
-                    value: "User.Read".into(),
-                }],
-            }],
-            enable_id_token_issuance: true,
-            enable_access_token_issuance: false,
-        },
-        consent: vec![
-            GrantSpec {
-                resource: GrantResource::App(MS_GRAPH_APP_ID.into()),
-                scope: "User.Read".into(),
-            },
-            GrantSpec {
-                resource: GrantResource::SelfApp,
-                scope: "mcp.access".into(),
-            },
-        ],
-        secret: SecretSpec {
-            env: "AZURE_BLUEPRINT_MCP_CLIENT_SECRET".into(),
-            vault_path: "blueprint/axe/mcp-client-secret".into(),
-            lifetime_days: 730,
-            display_name: "entraform blueprint".into(),
-        },
-        vault: VaultConfig::File {
-            path: PathBuf::from("vault.json"),
-        },
-        deploy: DeploySpec {
-            proxy_port: 3151,
-            container_name: "blueprint-mcp".into(),
-            container_port: 3000,
-            proxy_name: "axe-blueprint-mcp-proxy".into(),
-            upstream_host: "host.docker.internal".into(),
-            tunnel_config: "~/.axe/tunnels/axelabs/config.yml".into(),
-            networks: vec!["artemis".into()],
-            allowed_hosts: vec![],
-            allowed_origins: vec![],
-            uses_postgres: true,
-            env_file: "~/blueprint/.env".into(),
-            compose_env_file: "../.env".into(),
-            build_context: "..".into(),
-            dockerfile: "mcp/Dockerfile".into(),
-            proxy_dir: "~/.axe/blueprint-mcp-proxy".into(),
-            caddy_image: "caddy:2".into(),
-        },
-        reference: Some("frame".into()),
-        source: PathBuf::from("manifests/blueprint.yaml"),
-        warnings: vec![],
-    }
+    crate::manifest::load_service(std::path::Path::new("manifests/blueprint.yaml"), None)
+        .expect("the example manifest loads")
 }
 
 const NOW: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);

@@ -407,6 +407,26 @@ pub fn round_trips(requests: &[RequestRecord]) -> Vec<Vec<RequestRecord>> {
     clusters
 }
 
+/// Sequential round trips: the longest chain of requests in which each starts only after the
+/// previous one ended — the waits a caller cannot avoid. Concurrent requests add nothing, even
+/// when one of them spans several steps of another chain (which merges interval clusters).
+pub fn sequential_depth(requests: &[RequestRecord]) -> usize {
+    let mut sorted = requests.to_vec();
+    sorted.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    let mut depth: Vec<usize> = Vec::with_capacity(sorted.len());
+    for (i, r) in sorted.iter().enumerate() {
+        let before = sorted[..i]
+            .iter()
+            .zip(&depth)
+            .filter(|(q, _)| q.start_ms + q.duration_ms <= r.start_ms)
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(0);
+        depth.push(before + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
+}
+
 /// Writes among requests (inner `$batch` requests counted one by one).
 pub fn writes(requests: &[RequestRecord]) -> Vec<String> {
     let mut out = Vec::new();
