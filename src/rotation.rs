@@ -363,6 +363,31 @@ pub fn select_prunable(
     plan
 }
 
+/// Credentials only an interrupted run leaves: made by entraform, not the one the vault holds,
+/// and newer than it. No consumer can have read them from the vault, so no overlap applies;
+/// they are removed at once (the same rule `plan` uses for `apply`). Only decided when the
+/// vault holds a valid credential: with an empty, mismatched or unreadable vault, which secret
+/// is in use is not known and the overlap rule alone decides.
+pub fn orphans(
+    creds: &[PasswordCredential],
+    marker: &str,
+    vault: &VaultView,
+    now: OffsetDateTime,
+) -> Vec<CredentialRef> {
+    let Some(held) = vault_held(creds, vault).filter(|c| is_valid(c, now)) else {
+        return Vec::new();
+    };
+    let Some(held_start) = start_of(held) else {
+        return Vec::new();
+    };
+    creds
+        .iter()
+        .filter(|c| is_ours(c, marker) && c.key_id != held.key_id)
+        .filter(|c| start_of(c).is_some_and(|s| s > held_start))
+        .map(|c| CredentialRef::of(c, marker))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +500,27 @@ mod tests {
         let p = select_prunable(&creds, MARK, None, policy(0, false), now());
         assert!(p.remove.is_empty(), "{p:?}");
         assert_eq!(reason(&p, "val"), &KeepReason::NoSuccessor);
+    }
+
+    #[test]
+    fn orphans_are_newer_than_the_vaults_and_ours_only() {
+        let creds = [
+            cred("old", MARK, 300, 400),
+            cred("vlt", MARK, 100, 600),
+            cred("orf", MARK, 1, 729),
+            cred("frn", "by hand", 1, 729),
+        ];
+        let held = VaultView::Holds { hint: "vlt".into() };
+        let o = orphans(&creds, MARK, &held, now());
+        assert_eq!(
+            o.iter().map(|c| c.key_id.as_str()).collect::<Vec<_>>(),
+            ["orf"]
+        );
+        // Not knowing which secret is in use decides nothing.
+        assert!(orphans(&creds, MARK, &VaultView::Empty, now()).is_empty());
+        assert!(orphans(&creds, MARK, &VaultView::Unreadable, now()).is_empty());
+        let stale = VaultView::Holds { hint: "zzz".into() };
+        assert!(orphans(&creds, MARK, &stale, now()).is_empty());
     }
 
     #[test]

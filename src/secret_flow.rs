@@ -251,7 +251,13 @@ pub async fn mint_when_ready(
         Some(message.clone()),
     );
     Err(Error::other(
-        format!("{message}; {}", notes.join("; ")),
+        // A vault's captured output ends the message in an indented block: the notes go on a
+        // line of their own, not glued to the vault's last line.
+        if message.contains('\n') {
+            format!("{message}\n{}", notes.join("; "))
+        } else {
+            format!("{message}; {}", notes.join("; "))
+        },
         hint,
     ))
 }

@@ -191,6 +191,34 @@ async fn converge(
     };
     let apply_stats = session.client.stats();
 
+    // A removed orphan is a credential event like any other: the audit log accounts for every
+    // credential the app holds (SPEC §5).
+    for key in &report.removed_credentials {
+        let mut record = AuditRecord::new(
+            &desired.tenant_id,
+            &desired.service,
+            AuditAction::RemoveSecret,
+            AuditOutcome::Success,
+        );
+        record.app_id = Some(report.app_id.clone());
+        record.key_id = Some(key.clone());
+        record.hint = plan.actions.iter().find_map(|a| match a {
+            crate::plan::Action::RemoveOrphanPassword { key_id, hint } if key_id == key => {
+                Some(hint.clone()).filter(|h| !h.is_empty())
+            }
+            _ => None,
+        });
+        record.detail = Some(
+            "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
+                .into(),
+        );
+        if let Err(e) = audit::append(&audit_path, &record) {
+            printer.warn(&format!(
+                "cannot append to the audit log {}: {e}",
+                audit_path.display()
+            ));
+        }
+    }
     let mut record = AuditRecord::new(
         &desired.tenant_id,
         &desired.service,

@@ -248,6 +248,8 @@ async fn rotate_one(
     let audit_path = audit::default_path(base);
     let write = GraphWrite::new(session.client.clone());
 
+    // Decided before minting: the new credential is newer than the vault's old one too.
+    let orphaned = rotation::orphans(&creds, marker, &view, OffsetDateTime::now_utc());
     let due = rotation::due(
         &creds,
         marker,
@@ -335,31 +337,63 @@ async fn rotate_one(
         }
     };
 
-    let plan = rotation::select_prunable(
+    let mut plan = rotation::select_prunable(
         &creds,
         marker,
         protected.as_deref(),
         opts.policy,
         OffsetDateTime::now_utc(),
     );
+    // An interrupted run's orphans go now, overlap or not (SPEC §5: no valid secret the vault
+    // does not hold).
+    for o in &orphaned {
+        if protected.as_deref() != Some(o.key_id.as_str())
+            && !plan.remove.iter().any(|r| r.key_id == o.key_id)
+        {
+            plan.keep.retain(|k| k.credential.key_id != o.key_id);
+            plan.remove.push(o.clone());
+        }
+    }
     report.kept = plan.keep;
     if plan.remove.is_empty() {
         return Ok(report);
     }
-    printer.status(&format!(
-        "{}: pruning {} older secret(s): {}",
-        d.service,
-        plan.remove.len(),
-        plan.remove
-            .iter()
+    let (orphan_keys, older_keys): (Vec<&CredentialRef>, Vec<&CredentialRef>) = plan
+        .remove
+        .iter()
+        .partition(|c| orphaned.iter().any(|o| o.key_id == c.key_id));
+    let keys = |v: &[&CredentialRef]| {
+        v.iter()
             .map(|c| c.key_id.as_str())
             .collect::<Vec<_>>()
             .join(", ")
-    ));
+    };
+    if !orphan_keys.is_empty() {
+        printer.status(&format!(
+            "{}: removing {} orphaned secret(s) an interrupted run left (newer than the vault's, never stored): {}",
+            d.service,
+            orphan_keys.len(),
+            keys(&orphan_keys)
+        ));
+    }
+    if !older_keys.is_empty() {
+        printer.status(&format!(
+            "{}: pruning {} older secret(s): {}",
+            d.service,
+            older_keys.len(),
+            keys(&older_keys)
+        ));
+    }
     let results = remove_all(&write, &object_id, &plan.remove).await;
     let mut failures = Vec::new();
     for (cred, result) in plan.remove.into_iter().zip(results) {
+        let orphan = orphaned.iter().any(|o| o.key_id == cred.key_id);
         let (outcome, detail) = match &result {
+            Ok(()) if orphan => (
+                AuditOutcome::Success,
+                "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
+                    .to_string(),
+            ),
             Ok(()) => (
                 AuditOutcome::Success,
                 format!(

@@ -131,9 +131,24 @@ impl Identity {
         replace_words(text, &self.pairs())
     }
 
-    /// Replace this side's identity in a URI: the host (or an id, `api://<appId>`) and whole
-    /// path segments only. The connector callbacks (`https://claude.ai/api/mcp/…`) are the same
-    /// for every service and must stay as they are even when a service is called `claude`.
+    /// Replace this side's identity in prose the templates fill with the display name
+    /// (consent texts, the display name itself): the display name, host and ids, but not the
+    /// bare service name. A service may be called like a word of the fixed text (`allows`,
+    /// `the`, `access`), and replacing that word on one side only would show drift between two
+    /// apps that differ only in identity (found by `tests/drift_props.rs`).
+    pub fn normalize_text(&self, text: &str) -> String {
+        let pairs: Vec<(String, &'static str)> = self
+            .pairs()
+            .into_iter()
+            .filter(|(_, p)| *p != P_SERVICE)
+            .collect();
+        replace_words(text, &pairs)
+    }
+
+    /// Replace this side's identity in a URI: the host (or an id, `api://<appId>`), and the
+    /// first whole path segment equal to the service name under this side's own host or id. The
+    /// connector callbacks (`https://claude.ai/api/mcp/…`) are the same for every service and
+    /// must stay as they are even when a service is called `claude` or `api`.
     pub fn normalize_uri(&self, uri: &str) -> String {
         let Some((scheme, rest)) = uri.split_once("://") else {
             return self.normalize(uri);
@@ -154,15 +169,30 @@ impl Identity {
                 part.to_string()
             }
         };
-        let path: Vec<String> = path.split('/').map(exact).collect();
-        format!("{scheme}://{}{}", exact(authority), path.join("/"))
+        let authority = exact(authority);
+        // The service names one segment (`https://<host>/<service>/mcp`): the first that
+        // matches, so a service called `mcp` keeps the fixed `/mcp` after it.
+        let mut service_left = authority == P_HOST || authority == P_ID;
+        let path: Vec<String> = path
+            .split('/')
+            .map(|segment| match exact(segment) {
+                s if s == P_SERVICE && !service_left => segment.to_string(),
+                s => {
+                    if s == P_SERVICE {
+                        service_left = false;
+                    }
+                    s
+                }
+            })
+            .collect();
+        format!("{scheme}://{authority}{}", path.join("/"))
     }
 
     /// A shape with every service-specific value replaced. Scope values (`mcp.access`) are
     /// not touched: the checklist wants them identical.
     pub fn normalize_shape(&self, shape: &AppShape) -> AppShape {
         let mut s = shape.clone();
-        s.display_name = self.normalize(&s.display_name);
+        s.display_name = self.normalize_text(&s.display_name);
         s.identifier_uris = s
             .identifier_uris
             .iter()
@@ -177,10 +207,10 @@ impl Identity {
             .scopes
             .iter()
             .map(|sc| ScopeShape {
-                admin_consent_display_name: self.normalize(&sc.admin_consent_display_name),
-                admin_consent_description: self.normalize(&sc.admin_consent_description),
-                user_consent_display_name: self.normalize(&sc.user_consent_display_name),
-                user_consent_description: self.normalize(&sc.user_consent_description),
+                admin_consent_display_name: self.normalize_text(&sc.admin_consent_display_name),
+                admin_consent_description: self.normalize_text(&sc.admin_consent_description),
+                user_consent_display_name: self.normalize_text(&sc.user_consent_display_name),
+                user_consent_description: self.normalize_text(&sc.user_consent_description),
                 ..sc.clone()
             })
             .collect();

@@ -380,9 +380,43 @@ impl<'a> Planner<'a> {
     }
 
     fn exact(&self, parts: &[&str]) -> Result<Option<Feature<'a>>, RenderError> {
-        self.doc
+        let found = self
+            .doc
             .query_exact(&route(parts))
-            .map_err(|e| self.shape(None, format!("cannot locate {}: {e}", dotted(parts))))
+            .map_err(|e| self.shape(None, format!("cannot locate {}: {e}", dotted(parts))))?;
+        found.map(|f| self.plain(f, &dotted(parts))).transpose()
+    }
+
+    /// Refuse a node with an anchor, alias or tag (`&name`, `*name`, `!tag`): yamlpath cannot
+    /// tell its kind (it panics: `unexpected feature kind: anchor`, found by fuzzing), and an
+    /// edit through an alias would change every place that shares it.
+    fn plain(&self, f: Feature<'a>, what: &str) -> Result<Feature<'a>, RenderError> {
+        let text = self.doc.extract(&f).trim_start();
+        let what = if what.is_empty() {
+            "the top mapping"
+        } else {
+            what
+        };
+        if text.starts_with(['&', '*', '!']) {
+            return Err(self.shape(
+                Some(f.location.byte_span.0),
+                format!(
+                    "{what} carries a YAML anchor, alias or tag (`{}`); entraform edits only plain nodes",
+                    text.split_whitespace().next().unwrap_or_default()
+                ),
+            ));
+        }
+        // A node that opens with a comment (after an anchor on the key's line, say) cannot be
+        // told apart either (`unexpected feature kind: comment`, also found by fuzzing).
+        if text.starts_with('#') {
+            return Err(self.shape(
+                Some(f.location.byte_span.0),
+                format!(
+                    "{what} opens with a comment where its first entry should be (an anchor or tag on the key's line?); entraform edits only plain nodes"
+                ),
+            ));
+        }
+        Ok(f)
     }
 
     fn key_offset(&self, parts: &[&str]) -> Option<usize> {
@@ -434,25 +468,27 @@ impl<'a> Planner<'a> {
     fn add_entry(&mut self, parent: &[&str], key: &str, node: &Node) -> Result<(), RenderError> {
         let mut full: Vec<&str> = parent.to_vec();
         full.push(key);
-        let feature = if parent.is_empty() {
-            if self.root_empty {
-                // An empty file (or only comments): append at the end.
-                let mut text = String::new();
-                emit_entry(&mut text, 0, self.step, key, node);
-                let lead = !self.src.is_empty() && !self.src.ends_with('\n');
-                self.insert(self.src.len(), lead, text);
-                self.set_expected(&full, node.value());
-                self.actions.push(format!("added {}", dotted(&full)));
-                return Ok(());
-            }
-            Some(
-                self.doc
-                    .top_feature()
-                    .map_err(|e| self.shape(None, format!("cannot locate the top mapping: {e}")))?,
-            )
-        } else {
-            self.exact(parent)?
-        };
+        let feature =
+            if parent.is_empty() {
+                if self.root_empty {
+                    // An empty file (or only comments): append at the end.
+                    let mut text = String::new();
+                    emit_entry(&mut text, 0, self.step, key, node);
+                    let lead = !self.src.is_empty() && !self.src.ends_with('\n');
+                    self.insert(self.src.len(), lead, text);
+                    self.set_expected(&full, node.value());
+                    self.actions.push(format!("added {}", dotted(&full)));
+                    return Ok(());
+                }
+                Some(self.plain(
+                    self.doc.top_feature().map_err(|e| {
+                        self.shape(None, format!("cannot locate the top mapping: {e}"))
+                    })?,
+                    "",
+                )?)
+            } else {
+                self.exact(parent)?
+            };
         match feature {
             Some(f) if f.kind() == FeatureKind::BlockMapping => {
                 let indent = f.location.point_span.0.1;
@@ -748,6 +784,17 @@ impl<'a> Planner<'a> {
             path: self.path.to_path_buf(),
             message: format!("the merged text does not parse: {e}"),
         })?;
+        if parsed != self.expected && self.doc.has_anchors() {
+            // An alias shares one node between several places: an edit meant for one of them
+            // shows up in the others too (the check above caught it; nothing is written).
+            return Err(RenderError::MergeShape {
+                path: self.path.to_path_buf(),
+                line: None,
+                message: "the entries entraform edits go through a YAML alias (`*name`) of an \
+                          anchored node; write them out in full instead of sharing them"
+                    .into(),
+            });
+        }
         if parsed != self.expected {
             return Err(RenderError::SelfCheck {
                 path: self.path.to_path_buf(),

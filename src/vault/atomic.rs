@@ -71,7 +71,26 @@ pub(crate) fn lock_beside(target: &Path) -> io::Result<File> {
     }
     let file = options.open(dir.join(format!(".{name}.lock")))?;
     file.lock()?;
+    remove_stale_temps(&dir, &name);
     Ok(file)
+}
+
+/// Remove the temp files of `name` that writers killed between writing and renaming left
+/// behind (a SIGKILL runs no cleanup). Each holds a full copy of the store, secrets included, so
+/// it must not outlive its writer. Called with the lock held: every writer takes the lock
+/// before it creates a temp file, so any temp file present now belongs to a dead one.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn follow_symlink(target: &Path) -> io::Result<PathBuf> {
@@ -169,6 +188,30 @@ mod tests {
         fs::write(target.join("inside"), "x").unwrap();
         assert!(write_atomic(&target, b"data").is_err());
         assert_eq!(entries(dir.path()), vec!["occupied"]);
+    }
+
+    #[test]
+    fn the_lock_sweeps_temp_files_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("vault.json");
+        fs::write(&target, "{}").unwrap();
+        // What a writer killed before its rename leaves (found by tests/kill.rs).
+        fs::write(
+            dir.path().join(".vault.json.tmp-4242-0badc0de"),
+            "{\"a\": \"s\"}",
+        )
+        .unwrap();
+        fs::write(dir.path().join(".other.json.tmp-4242-0badc0de"), "x").unwrap();
+        let lock = lock_beside(&target).unwrap();
+        assert_eq!(
+            entries(dir.path()),
+            vec![
+                ".other.json.tmp-4242-0badc0de",
+                ".vault.json.lock",
+                "vault.json"
+            ]
+        );
+        drop(lock);
     }
 
     #[cfg(unix)]
