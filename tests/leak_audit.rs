@@ -325,6 +325,17 @@ async fn no_command_leaks_a_secret_anywhere() {
         .await;
     a.run(&["secrets", hive], &[0]).await;
     a.run(&["secrets", hive, "--output", "json"], &[0]).await;
+    a.run(&["drift", hive], &[0, 3]).await;
+    a.run(
+        &["drift", "--all", "manifests", "--output", "json"],
+        &[0, 1, 3],
+    )
+    .await;
+    a.run(&["export", hive], &[0]).await;
+    a.run(&["export", hive, "--out", "hive.export.json"], &[0])
+        .await;
+    a.run(&["drift", hive, "--reference", "hive.export.json"], &[0, 3])
+        .await;
     a.run(&["rotate", hive, "--overlap-days", "0"], &[0]).await;
     a.run(&["-v", "rotate", hive, "--output", "json"], &[0])
         .await;
@@ -469,6 +480,7 @@ async fn no_command_leaks_a_secret_anywhere() {
         .map(|f| f.strip_prefix(a.root()).unwrap().display().to_string())
         .collect();
     for must in [
+        "hive.export.json",
         "manifests/.entraform/audit.jsonl",
         "sandbox/.entraform/sandbox/tenant.json",
         "cloudflared.yml.bak",
