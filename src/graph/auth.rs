@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, TokenCredential};
-use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_identity::{
     ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
@@ -179,9 +179,17 @@ impl AuthConfig {
             cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
             ..Default::default()
         };
-        if !retry {
-            options.retry = RetryOptions::none();
-        }
+        options.retry = if retry {
+            // azure_core's default retries for a minute (8 attempts): an authority that does not
+            // answer would keep the operator waiting that long before the error names it.
+            RetryOptions::exponential(ExponentialRetryOptions {
+                max_retries: 3,
+                max_total_elapsed: time::Duration::seconds(10),
+                ..Default::default()
+            })
+        } else {
+            RetryOptions::none()
+        };
         Ok(options)
     }
 }
@@ -219,6 +227,8 @@ struct Candidate {
 pub struct OperatorCredential {
     candidates: Vec<Candidate>,
     chosen: Mutex<Option<usize>>,
+    /// The login authority the secret-based credentials talk to (named in their errors).
+    authority: Option<String>,
 }
 
 impl std::fmt::Debug for OperatorCredential {
@@ -305,6 +315,7 @@ impl OperatorCredential {
         Ok(OperatorCredential {
             candidates,
             chosen: Mutex::new(None),
+            authority: Some(cfg.authority_host.clone()),
         })
     }
 
@@ -317,6 +328,7 @@ impl OperatorCredential {
                 probe_timeout: None,
             }],
             chosen: Mutex::new(None),
+            authority: None,
         }
     }
 
@@ -331,6 +343,16 @@ impl OperatorCredential {
         chosen.map(|i| self.candidates[i].kind)
     }
 
+    /// How a candidate is named in errors: the secret-based ones say which authority they asked.
+    fn context(&self, kind: CredentialKind) -> String {
+        match (kind, &self.authority) {
+            (CredentialKind::ClientSecret | CredentialKind::WorkloadIdentity, Some(a)) => {
+                format!("{kind} at {a}")
+            }
+            _ => kind.to_string(),
+        }
+    }
+
     /// A token for `scope`. Tries each candidate until one works (then sticks to it).
     pub async fn get_token(&self, scope: &str) -> Result<AccessToken, AuthError> {
         let chosen = *self.chosen.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,7 +362,7 @@ impl OperatorCredential {
                 .credential
                 .get_token(&[scope], None)
                 .await
-                .map_err(|e| AuthError::from_azure(&c.kind.to_string(), &e));
+                .map_err(|e| AuthError::from_azure(&self.context(c.kind), &e));
         }
         let mut failures = Vec::new();
         let scopes = [scope];
@@ -348,7 +370,7 @@ impl OperatorCredential {
             let attempt = c.credential.get_token(&scopes, None);
             let result = match c.probe_timeout {
                 Some(t) => match tokio::time::timeout(t, attempt).await {
-                    Ok(r) => r.map_err(|e| AuthError::from_azure(&c.kind.to_string(), &e)),
+                    Ok(r) => r.map_err(|e| AuthError::from_azure(&self.context(c.kind), &e)),
                     Err(_) => Err(AuthError::Credential {
                         message: format!("{}: no answer within {t:?}", c.kind),
                         aadsts: None,
@@ -357,7 +379,7 @@ impl OperatorCredential {
                 },
                 None => attempt
                     .await
-                    .map_err(|e| AuthError::from_azure(&c.kind.to_string(), &e)),
+                    .map_err(|e| AuthError::from_azure(&self.context(c.kind), &e)),
             };
             match result {
                 Ok(token) => {
