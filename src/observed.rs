@@ -49,14 +49,7 @@ pub struct Observed {
 /// only when the SP exists: its grants).
 pub async fn observe(read: &impl GraphRead, desired: &Desired) -> Result<Observed, GraphError> {
     let uri = desired.app.identifier_uri.clone();
-    let mut queries = Vec::new();
-    if let Some(pinned) = &desired.app_id {
-        queries.push(Query::Application(Lookup::AppId(pinned.clone())));
-    }
-    queries.push(Query::Application(Lookup::UniqueName(
-        desired.unique_name.clone(),
-    )));
-    queries.push(Query::Application(Lookup::IdentifierUri(uri.clone())));
+    let mut queries = app_queries(desired);
     queries.push(Query::ServicePrincipal(match &desired.app_id {
         Some(pinned) => SpLookup::AppId(pinned.clone()),
         None => SpLookup::ServicePrincipalName(uri.clone()),

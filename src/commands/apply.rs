@@ -12,7 +12,7 @@ use crate::drift::{DriftSummary, Identity, diff_apps};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::graph::wire::Application;
-use crate::graph::{GraphRead, GraphWrite, Lookup, Query};
+use crate::graph::{GraphRead, GraphWrite, Lookup};
 use crate::printer::Printer;
 
 pub async fn run(
@@ -385,22 +385,13 @@ fn reference_manifest(desired: &Desired, manifest: &Path, global: &GlobalArgs) -
 }
 
 /// Find the reference app (one `$batch`, sent concurrently with `observe` so it costs no
-/// round trip of its own): by pinned appId, uniqueName, or App ID URI, as `observe` would.
+/// round trip of its own), statelessly, exactly as `observe` finds an app.
 async fn find_reference(session: &Session, r: &Desired) -> Result<Option<Application>, Error> {
-    let mut queries = vec![
-        Query::Application(Lookup::UniqueName(r.unique_name.clone())),
-        Query::Application(Lookup::IdentifierUri(r.app.identifier_uri.clone())),
-    ];
-    if let Some(id) = &r.app_id {
-        queries.insert(0, Query::Application(Lookup::AppId(id.clone())));
+    let found = crate::observed::find_apps(&session.client, std::slice::from_ref(r)).await?;
+    match found.into_iter().next() {
+        Some(result) => Ok(result?.0),
+        None => Ok(None),
     }
-    Ok(session
-        .client
-        .query(queries)
-        .await?
-        .into_iter()
-        .flat_map(|a| a.applications())
-        .next())
 }
 
 /// Compare the converged app with its reference, both already read.
