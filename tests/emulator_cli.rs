@@ -674,3 +674,47 @@ async fn the_tls_directory_is_private_and_removed_on_exit() {
         "nothing is left in TMPDIR"
     );
 }
+
+/// The in-process API: `write_ca_cert_private` makes the same private directory, and dropping
+/// the emulator (what the sandbox does) removes it; `control_token` is what HTTP callers send.
+#[cfg(unix)]
+#[tokio::test]
+async fn in_process_private_ca_is_removed_when_the_emulator_is_dropped() {
+    use entraform::emulator::{EmulatorConfig, start};
+    use std::os::unix::fs::PermissionsExt;
+    let emu = start(EmulatorConfig::default().tls(true)).await.unwrap();
+    let ca = emu.write_ca_cert_private().unwrap();
+    let dir = ca.parent().unwrap().to_path_buf();
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(emu.export_lines().contains(&format!(
+        "export ENTRAFORM_EMULATOR_CONTROL_TOKEN={}\n",
+        emu.control_token().expose()
+    )));
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/health", emu.control_url()))
+        .bearer_auth(emu.control_token().expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(emu);
+    assert!(!dir.exists(), "{} is left after drop", dir.display());
+}
+
+/// The library refuses a non-loopback address too unless allowed.
+#[tokio::test]
+async fn in_process_start_refuses_a_non_loopback_address() {
+    use entraform::emulator::{EmulatorConfig, start};
+    let err = start(EmulatorConfig::default().listen("0.0.0.0:0".parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a loopback address"), "{err}");
+    assert!(err.hint().unwrap().contains("--allow-remote"));
+}

@@ -437,6 +437,14 @@ async fn no_command_leaks_a_secret_anywhere() {
         &[0],
     )
     .await;
+    // The sandbox's in-process emulator hands its CA to the client in memory: it leaves no
+    // certificate directory in TMPDIR.
+    let left: Vec<String> = std::fs::read_dir(a.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("entraform-emulator"))
+        .collect();
+    assert!(left.is_empty(), "the sandbox left {left:?} in TMPDIR");
     let sandbox_vault = a.root().join("sandbox/.entraform/sandbox/vault.json");
     let held: Value = serde_json::from_slice(&std::fs::read(&sandbox_vault).unwrap()).unwrap();
     for v in held.as_object().unwrap().values() {
