@@ -27,6 +27,14 @@ for _ in $(seq 100); do grep -q ENTRAFORM_CA_CERT "$WORK/exports" 2>/dev/null &&
 eval "$(cat "$WORK/exports")"
 G=$ENTRAFORM_GRAPH_URL
 CONTROL=${G%/v1.0}/_emulator
+# The /_emulator/ controls need the control token; keep it out of az's environment, and out of
+# curl's argv (the header goes in through a config on stdin).
+CONTROL_TOKEN=$ENTRAFORM_EMULATOR_CONTROL_TOKEN
+export -n ENTRAFORM_EMULATOR_CONTROL_TOKEN
+control() { # control CURL-ARGS...
+  printf 'header = "Authorization: Bearer %s"\n' "$CONTROL_TOKEN" |
+    curl -sf --cacert "$ENTRAFORM_CA_CERT" -K - "$@"
+}
 
 export AZURE_CONFIG_DIR=$WORK/azcfg AZURE_CORE_COLLECT_TELEMETRY=false AZURE_CORE_NO_COLOR=true
 export REQUESTS_CA_BUNDLE=$ENTRAFORM_CA_CERT
@@ -47,7 +55,7 @@ step "az cloud set" "$AZ" cloud set -n EntraformEmulator
 # The emulator's throw-away operator secret goes through argv here because `az login` takes it
 # that way; it is valid only for this emulator process.
 step "az login --service-principal" "$AZ" login --service-principal -u "$AZURE_CLIENT_ID" -p "$AZURE_CLIENT_SECRET" --tenant "$AZURE_TENANT_ID" --allow-no-subscriptions
-curl -s --cacert "$ENTRAFORM_CA_CERT" -X DELETE "$CONTROL/requests" >/dev/null
+control -X DELETE "$CONTROL/requests" >/dev/null
 
 echo "== the checklist sequence"
 T0=$(date +%s.%N)
@@ -74,7 +82,7 @@ printf 'new secret: %s characters, Entra shape: %s\n' "$SECRET_LEN" "$([ "$SHAPE
 printf 'sequence wall time: %.2f s\n' "$(echo "$T1 - $T0" | bc)"
 
 echo "== what the emulator saw (method path status server-ms)"
-curl -s --cacert "$ENTRAFORM_CA_CERT" "$CONTROL/requests" >"$WORK/log.json"
+control "$CONTROL/requests" >"$WORK/log.json"
 python3 - "$WORK/log.json" <<'PY'
 import json, sys
 log = json.load(open(sys.argv[1]))

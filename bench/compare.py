@@ -105,12 +105,15 @@ class Emulator:
         self.graph = self.exports["ENTRAFORM_GRAPH_URL"]
         self.authority = self.exports["AZURE_AUTHORITY_HOST"]
         self.control = self.graph[: -len("/v1.0")] + "/_emulator"
+        # The controls need this token (Authorization: Bearer); the tools under test do not.
+        self.control_token = self.exports.pop("ENTRAFORM_EMULATOR_CONTROL_TOKEN")
         self.ssl = ssl.create_default_context(cafile=str(self.ca))
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.control + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + self.control_token})
         with urllib.request.urlopen(req, context=self.ssl, timeout=30) as r:
             raw = r.read()
         return json.loads(raw) if raw.strip() else None

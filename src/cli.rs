@@ -252,9 +252,14 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on (port 0 picks a free port). Loopback only, unless --allow-remote.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Allow --listen on a non-loopback address, and accept that address as the Host of
+    /// requests. Anyone who can reach the port can log in as the exported operator: use it only
+    /// on a network you trust.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Serve HTTPS with a generated CA + leaf certificate (needed by azure_identity and az).
     #[arg(long)]
     pub tls: bool,

@@ -414,6 +414,14 @@ async fn the_bad_input_table_is_current() {
         &[],
     )
     .await;
+    t.run(
+        &d,
+        f,
+        "an emulator `--listen` that is not loopback",
+        &["emulator", "--listen", "0.0.0.0:8443"],
+        &[],
+    )
+    .await;
 
     // ---- Graph and login errors --------------------------------------------------------------
     let g = "Graph / login";

@@ -850,6 +850,7 @@ async fn verify_fails_consent_and_token_when_missing() {
                     fx.emu.control_url(),
                     g["id"].as_str().unwrap()
                 ))
+                .bearer_auth(fx.emu.control_token().expose())
                 .send()
                 .await
                 .unwrap();

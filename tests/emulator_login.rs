@@ -390,8 +390,7 @@ async fn injected_faults_throttle_fail_and_delay() {
 
     // Run-time change over HTTP, without Retry-After.
     let r = reply(
-        env.http
-            .post(env.control("/faults"))
+        env.control_request("POST", "/faults")
             .json(&json!({"throttleNext": 1, "retryAfterSecs": 0}))
             .send()
             .await
@@ -403,8 +402,7 @@ async fn injected_faults_throttle_fail_and_delay() {
     assert_eq!(r.status, 429);
     assert!(r.headers.get("retry-after").is_none());
     let r = reply(
-        env.http
-            .post(env.control("/faults"))
+        env.control_request("POST", "/faults")
             .json(&json!({"throttleRate": 7}))
             .send()
             .await
@@ -561,9 +559,14 @@ async fn the_request_log_never_holds_a_secret() {
 
     let log = env.emu.requests();
     let text = serde_json::to_string(&log).unwrap();
-    let http_log = reply(env.http.get(env.control("/requests")).send().await.unwrap())
-        .await
-        .text;
+    let http_log = reply(
+        env.control_request("GET", "/requests")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .text;
     for s in env.emu.issued_secrets() {
         assert!(
             !text.contains(s.expose()) && !http_log.contains(s.expose()),
@@ -710,8 +713,7 @@ async fn edits_behind_the_back_and_reset() {
     );
     // Over HTTP too.
     let r = reply(
-        env.http
-            .patch(env.control(&format!("/applications/{FRAME_APP_ID}")))
+        env.control_request("PATCH", &format!("/applications/{FRAME_APP_ID}"))
             .json(&json!({"notes": "hand"}))
             .send()
             .await
@@ -719,7 +721,7 @@ async fn edits_behind_the_back_and_reset() {
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let state = reply(env.http.get(env.control("/state")).send().await.unwrap())
+    let state = reply(env.control_request("GET", "/state").send().await.unwrap())
         .await
         .body;
     let apps = state["applications"].as_array().unwrap();
@@ -727,7 +729,7 @@ async fn edits_behind_the_back_and_reset() {
     assert_eq!(state["tenantId"], env.emu.tenant_id());
 
     env.create_app(json!({"displayName": "temp"})).await;
-    let r = reply(env.http.post(env.control("/reset")).send().await.unwrap()).await;
+    let r = reply(env.control_request("POST", "/reset").send().await.unwrap()).await;
     assert_eq!(r.status, 204);
     assert_eq!(
         env.get("/applications?$filter=displayName eq 'temp'")

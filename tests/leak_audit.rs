@@ -9,8 +9,9 @@
 //! - `sandbox/.entraform/sandbox/vault.json`: the `file` vault of `apply --sandbox`;
 //! - `manifests/store/`: the `command` vault's store (the fake vault CLI's data);
 //! - the stdout of `entraform emulator`: its documented job is to print the `export` lines,
-//!   `AZURE_CLIENT_SECRET` included (SPEC §6); it is checked to hold that one line and no
-//!   other secret.
+//!   `AZURE_CLIENT_SECRET` and `ENTRAFORM_EMULATOR_CONTROL_TOKEN` included (SPEC §6); it is
+//!   checked to hold each on its own line and no other secret. The control token is then one
+//!   of the values scanned for everywhere else (the emulator's trace log included).
 // The figures each run reports on stderr are what docs/RELIABILITY.md quotes.
 #![allow(clippy::print_stderr)]
 
@@ -161,7 +162,10 @@ async fn binary_emulator(a: &mut Audit) {
                     .iter()
                     .any(|l| l.starts_with(&format!("export {k}=")))
             };
-            if seen("AZURE_CLIENT_SECRET") && seen("ENTRAFORM_CA_CERT") {
+            if seen("AZURE_CLIENT_SECRET")
+                && seen("ENTRAFORM_CA_CERT")
+                && seen("ENTRAFORM_EMULATOR_CONTROL_TOKEN")
+            {
                 break;
             }
         }
@@ -178,6 +182,7 @@ async fn binary_emulator(a: &mut Audit) {
         v.trim_matches('\'').to_string()
     };
     let secret = Secret::new(var("AZURE_CLIENT_SECRET"));
+    let control_token = Secret::new(var("ENTRAFORM_EMULATOR_CONTROL_TOKEN"));
     // The plan of a service against the binary emulator.
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
     let out = cmd
@@ -209,7 +214,8 @@ async fn binary_emulator(a: &mut Audit) {
         stdout: out.stdout,
         stderr: out.stderr,
     });
-    // Every secret the binary emulator knows of, through its control endpoint.
+    // Every secret the binary emulator knows of, through its control endpoint (which needs the
+    // control token: without it, 401).
     let pem = std::fs::read(&ca).unwrap();
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
@@ -217,8 +223,11 @@ async fn binary_emulator(a: &mut Audit) {
         .unwrap();
     let graph = var("ENTRAFORM_GRAPH_URL");
     let control = graph.trim_end_matches("/v1.0").to_string() + "/_emulator/issued-secrets";
+    let refused = http.get(&control).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the controls need the token");
     let issued: Value = http
         .get(&control)
+        .bearer_auth(control_token.expose())
         .send()
         .await
         .unwrap()
@@ -236,13 +245,19 @@ async fn binary_emulator(a: &mut Audit) {
     assert!(!values.is_empty());
     child.start_kill().unwrap();
     let out = child.wait_with_output().await.unwrap();
-    // Its stdout (export lines, read above) must hold the secret on the one line only.
-    let leaked_elsewhere: Vec<&String> = exports
-        .iter()
-        .filter(|l| !l.starts_with("export AZURE_CLIENT_SECRET="))
-        .filter(|l| l.contains(secret.expose()))
-        .collect();
-    assert!(leaked_elsewhere.is_empty(), "{leaked_elsewhere:?}");
+    // Its stdout (export lines, read above) must hold the secret and the control token each on
+    // its one line only.
+    for (value, line) in [
+        (&secret, "export AZURE_CLIENT_SECRET="),
+        (&control_token, "export ENTRAFORM_EMULATOR_CONTROL_TOKEN="),
+    ] {
+        let leaked_elsewhere: Vec<&String> = exports
+            .iter()
+            .filter(|l| !l.starts_with(line))
+            .filter(|l| l.contains(value.expose()))
+            .collect();
+        assert!(leaked_elsewhere.is_empty(), "{leaked_elsewhere:?}");
+    }
     a.ran.push(Ran {
         label: "entraform emulator (stderr)".into(),
         code: out.status.code().unwrap_or(-1),
@@ -251,6 +266,7 @@ async fn binary_emulator(a: &mut Audit) {
     });
     a.extra.extend(values);
     a.extra.push(secret);
+    a.extra.push(control_token);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,6 +437,14 @@ async fn no_command_leaks_a_secret_anywhere() {
         &[0],
     )
     .await;
+    // The sandbox's in-process emulator hands its CA to the client in memory: it leaves no
+    // certificate directory in TMPDIR.
+    let left: Vec<String> = std::fs::read_dir(a.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("entraform-emulator"))
+        .collect();
+    assert!(left.is_empty(), "the sandbox left {left:?} in TMPDIR");
     let sandbox_vault = a.root().join("sandbox/.entraform/sandbox/vault.json");
     let held: Value = serde_json::from_slice(&std::fs::read(&sandbox_vault).unwrap()).unwrap();
     for v in held.as_object().unwrap().values() {
@@ -432,6 +456,7 @@ async fn no_command_leaks_a_secret_anywhere() {
 
     // Scan.
     let mut secrets = a.emu.issued_secrets();
+    secrets.push(Secret::new(a.emu.control_token().expose().to_string()));
     secrets.extend(a.extra.iter().map(|s| Secret::new(s.expose().to_string())));
     let scanner = Scanner::new(&secrets);
     let exempt: Vec<PathBuf> = vec![

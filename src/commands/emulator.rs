@@ -1,8 +1,11 @@
 //! `entraform emulator`: run the Graph + login emulator until interrupted, printing the shell
 //! `export` lines (SPEC §6) on stdout once it listens.
+//!
+//! It stays local: a non-loopback `--listen` needs `--allow-remote`, and with `--tls` the CA
+//! goes into a private directory (0700, random name) that is removed when it stops, on SIGINT
+//! and SIGTERM too.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use crate::cli::EmulatorArgs;
 use crate::emulator::{self, EmulatorConfig, EmulatorError, Faults};
@@ -22,6 +25,17 @@ fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
             Some("use HOST:PORT, e.g. 127.0.0.1:0 (port 0 picks a free port)".to_string()),
         )
     })?;
+    if !listen.ip().is_loopback() && !args.allow_remote {
+        return Err(Error::usage(
+            format!(
+                "--listen {listen} is not a loopback address: the emulator hands out every secret it issues to anyone who can reach it"
+            ),
+            Some(format!(
+                "use --listen 127.0.0.1:{port} (or [::1]:{port}), or add --allow-remote to serve other machines on a network you trust",
+                port = listen.port()
+            )),
+        ));
+    }
     if uuid::Uuid::parse_str(&args.tenant).is_err() {
         return Err(Error::usage(
             format!("--tenant '{}' is not a GUID", args.tenant),
@@ -50,6 +64,7 @@ fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
     config.verified_domains = args.verified_domains.clone();
     config.state_file = args.state.clone();
     config.export_limited_operator = args.limited_operator;
+    config.allow_remote = args.allow_remote;
     for seed in &args.seeds {
         config = config.seed_file(seed).map_err(to_error)?;
     }
@@ -63,23 +78,15 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
     let signals = Signals::install();
     let emu = emulator::start(config).await.map_err(to_error)?;
 
-    // The CA goes where asked, or into a private temporary directory removed on exit.
-    let mut temp_dir: Option<PathBuf> = None;
+    // The CA goes where asked, or into a private temporary directory (0700, random name) that
+    // the emulator removes when it is shut down or dropped, on every way out of this function.
     if emu.ca_cert_pem().is_some() {
-        let path = match &args.ca_cert_out {
-            Some(p) => p.clone(),
+        match &args.ca_cert_out {
+            Some(p) => emu.write_ca_cert(p).map_err(to_error)?,
             None => {
-                let dir = std::env::temp_dir().join(format!(
-                    "entraform-emulator-{}-{}",
-                    std::process::id(),
-                    emu.addr().port()
-                ));
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.clone(), e))?;
-                temp_dir = Some(dir.clone());
-                dir.join("ca.pem")
+                emu.write_ca_cert_private().map_err(to_error)?;
             }
-        };
-        emu.write_ca_cert(&path).map_err(to_error)?;
+        }
     }
 
     if printer.is_json() {
@@ -98,7 +105,7 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
         printer.out(&emu.export_lines());
     }
     printer.status(&format!(
-        "emulator listening: login {} , Graph {} , controls {} (Ctrl-C to stop)",
+        "emulator listening: login {} , Graph {} , controls {} (with Authorization: Bearer $ENTRAFORM_EMULATOR_CONTROL_TOKEN; Ctrl-C to stop)",
         emu.authority_host(),
         emu.graph_url(),
         emu.control_url()
@@ -107,9 +114,6 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
     signals.wait().await;
     printer.status("emulator stopping");
     emu.shutdown().await;
-    if let Some(dir) = temp_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     Ok(ExitStatus::Success)
 }
 

@@ -32,6 +32,7 @@
 //! checked by the same rules as a Graph POST. A `grants` entry makes an `AllPrincipals` grant
 //! from the app's SP to the SP of `resourceAppId` (`self` = the app itself).
 
+mod access;
 mod batch;
 mod control;
 mod errors;
@@ -72,6 +73,10 @@ pub enum EmulatorError {
     },
     #[error("invalid listen address '{0}'")]
     Address(String),
+    #[error(
+        "{0} is not a loopback address: the emulator hands out every secret it issues to anyone who can reach it"
+    )]
+    Remote(SocketAddr),
     #[error("cannot create the TLS certificates: {0}")]
     Tls(String),
     #[error("cannot {action} {}: {source}", path.display())]
@@ -100,6 +105,10 @@ impl EmulatorError {
                     .into(),
             ),
             EmulatorError::Address(_) => Some("use HOST:PORT, e.g. 127.0.0.1:8443".into()),
+            EmulatorError::Remote(_) => Some(
+                "listen on 127.0.0.1 (or [::1]), or pass --allow-remote to serve other machines on a network you trust"
+                    .into(),
+            ),
             EmulatorError::Seed(_) => Some(
                 "a seed is {\"applications\": [{...application JSON..., \"servicePrincipal\": true, \"passwords\": [...], \"grants\": [...]}]}; see `entraform emulator --help`"
                     .into(),
@@ -146,6 +155,8 @@ pub struct EmulatorConfig {
     pub max_body_bytes: usize,
     /// Export the limited operator (no grant permission) as `AZURE_CLIENT_*` instead.
     pub export_limited_operator: bool,
+    /// Allow a non-loopback `listen` address (and accept it as a `Host`).
+    pub allow_remote: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -162,6 +173,7 @@ impl Default for EmulatorConfig {
             token_lifetime: Duration::from_secs(3599),
             max_body_bytes: 4 * 1024 * 1024,
             export_limited_operator: false,
+            allow_remote: false,
         }
     }
 }
@@ -209,6 +221,10 @@ impl EmulatorConfig {
     }
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
+        self
+    }
+    pub fn allow_remote(mut self, on: bool) -> Self {
+        self.allow_remote = on;
         self
     }
 }
@@ -295,6 +311,10 @@ pub(crate) struct Shared {
     pub token_lifetime: Duration,
     pub state_file: Option<PathBuf>,
     pub max_body: usize,
+    /// Guards `/_emulator/*` (see `access`).
+    pub control_token: Secret,
+    /// The `Host` values the emulator answers to.
+    pub hosts: access::HostPolicy,
 }
 
 impl Shared {
@@ -344,6 +364,8 @@ pub struct RunningEmulator {
     export_limited: bool,
     ca_pem: Option<String>,
     ca_path: Mutex<Option<PathBuf>>,
+    /// The private directory of [`RunningEmulator::write_ca_cert_private`], removed on drop.
+    tls_dir: Mutex<Option<tempfile::TempDir>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -360,6 +382,9 @@ impl std::fmt::Debug for RunningEmulator {
 /// Start an emulator on `config.listen` and return once it accepts connections.
 pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
     config.faults.validate().map_err(EmulatorError::Faults)?;
+    if !config.listen.ip().is_loopback() && !config.allow_remote {
+        return Err(EmulatorError::Remote(config.listen));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| EmulatorError::Bind {
@@ -474,6 +499,8 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         token_lifetime: config.token_lifetime,
         state_file: config.state_file.clone(),
         max_body: config.max_body_bytes,
+        control_token: access::new_control_token(),
+        hosts: access::HostPolicy::new(addr, config.allow_remote, config.tls),
     });
     {
         let inner = shared.lock();
@@ -495,6 +522,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         export_limited: config.export_limited_operator,
         ca_pem,
         ca_path: Mutex::new(None),
+        tls_dir: Mutex::new(None),
         stop: Some(stop_tx),
         task: Some(task),
     })
@@ -516,6 +544,11 @@ impl RunningEmulator {
     /// Controls base: `https://127.0.0.1:PORT/_emulator`.
     pub fn control_url(&self) -> String {
         format!("{}/_emulator", self.shared.urls.graph_origin)
+    }
+    /// The token `/_emulator/*` needs over HTTP, as `Authorization: Bearer <token>` (random per
+    /// start; the in-process methods need none).
+    pub fn control_token(&self) -> &Secret {
+        &self.shared.control_token
     }
     /// The token endpoint of the tenant.
     pub fn token_url(&self) -> String {
@@ -561,9 +594,38 @@ impl RunningEmulator {
         *self.ca_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(abs);
         Ok(())
     }
-    /// The shell `export` lines of SPEC §6 (they contain the operator's secret, on purpose:
-    /// they are meant for `eval` in a test shell). `ENTRAFORM_CA_CERT` names the file of the
-    /// last [`RunningEmulator::write_ca_cert`].
+    /// Write the CA certificate into a fresh private directory (mode 0700, created exclusively
+    /// under the system temp dir with a random name) and return the file's path. The directory
+    /// is removed when the emulator is shut down or dropped.
+    pub fn write_ca_cert_private(&self) -> Result<PathBuf, EmulatorError> {
+        let io_err = |source| EmulatorError::Io {
+            action: "create a private directory in",
+            path: std::env::temp_dir(),
+            source,
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("entraform-emulator-").rand_bytes(12);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder.tempdir().map_err(io_err)?;
+        // The mode passed to mkdir is narrowed by the umask, never widened; set it exactly.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err)?;
+        }
+        let path = dir.path().join("ca.pem");
+        self.write_ca_cert(&path)?;
+        *self.tls_dir.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+        Ok(path)
+    }
+    /// The shell `export` lines of SPEC §6 (they contain the operator's secret and the control
+    /// token, on purpose: they are meant for `eval` in a test shell). `ENTRAFORM_CA_CERT` names
+    /// the file of the last [`RunningEmulator::write_ca_cert`].
     pub fn export_lines(&self) -> String {
         let ca_path = self
             .ca_path
@@ -576,11 +638,12 @@ impl RunningEmulator {
             &self.operator
         };
         let mut s = format!(
-            "export AZURE_AUTHORITY_HOST={}\nexport ENTRAFORM_GRAPH_URL={}\nexport AZURE_TENANT_ID={}\nexport AZURE_CLIENT_ID={}\nexport AZURE_CLIENT_SECRET='{}'\n",
+            "export AZURE_AUTHORITY_HOST={}\nexport ENTRAFORM_GRAPH_URL={}\nexport AZURE_TENANT_ID={}\nexport AZURE_CLIENT_ID={}\nexport ENTRAFORM_EMULATOR_CONTROL_TOKEN={}\nexport AZURE_CLIENT_SECRET='{}'\n",
             self.authority_host(),
             self.graph_url(),
             self.tenant_id(),
             p.client_id,
+            self.shared.control_token.expose(),
             p.secret.expose()
         );
         if let Some(path) = ca_path.filter(|_| self.ca_pem.is_some()) {

@@ -1,5 +1,6 @@
 //! The HTTP(S) server: accept loop (TCP_NODELAY, optional TLS), one axum fallback handler that
-//! routes by path, latency injection, and the request log.
+//! routes by path, the `Host` and control-token checks (`access`), latency injection, and the
+//! request log.
 //!
 //! Responses go out in one write (`writev(false)` flattens head and body into one buffer, and
 //! TCP_NODELAY stops Nagle holding it): a response split in two writes stalls ~40 ms on the
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::access::{self, TokenProblem};
 use super::errors::{Ctx, GraphError};
 use super::util::{Headers, ODATA_JSON, Resp, RespBody, redact_query};
 use super::{RequestRecord, Shared, batch, control, graph, login};
@@ -123,6 +125,22 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Kind::Other
     };
 
+    // The target host: the absolute-form URI's authority if any, else `Host` (RFC 9112 §3.2.2).
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| headers.get("host").map(str::to_string));
+    if let Some(refused) = check_host(&shared, host.as_deref(), &method, &path, &ctx) {
+        return to_response(refused, &ctx, kind);
+    }
+    if kind == Kind::Control
+        && let Err(problem) =
+            access::check_control_token(&shared.control_token, headers.get("authorization"))
+    {
+        return to_response(token_refused(problem, &ctx), &ctx, kind);
+    }
+
     if kind != Kind::Control {
         let latency = shared.lock().faults.faults.latency_ms;
         if latency > 0 {
@@ -214,6 +232,60 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         fault,
     );
     to_response(resp, &ctx, kind)
+}
+
+/// 421 for a host that is not ours, 400 for none (see `access` for the why and the sources).
+fn check_host(
+    shared: &Shared,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    ctx: &Ctx,
+) -> Option<Resp> {
+    match host {
+        Some(h) if shared.hosts.allows(h) => None,
+        Some(h) => {
+            tracing::warn!("refused {method} {path}: Host {h:?} is not this emulator's origin");
+            Some(
+                GraphError::new(
+                    421,
+                    "MisdirectedRequest",
+                    format!(
+                        "The emulator answers only to its own origin; the request names host {h:?}. Use one of: {} (a foreign name is refused so a web page cannot reach the emulator by DNS rebinding; --allow-remote adds the listen address).",
+                        shared.hosts.describe()
+                    ),
+                )
+                .to_resp(ctx),
+            )
+        }
+        None => Some(
+            GraphError::bad_request(format!(
+                "The request has no Host header; HTTP/1.1 requires one. Use one of: {}.",
+                shared.hosts.describe()
+            ))
+            .to_resp(ctx),
+        ),
+    }
+}
+
+/// 401 for a control request without the token (the message never echoes what was sent).
+fn token_refused(problem: TokenProblem, ctx: &Ctx) -> Resp {
+    let what = match problem {
+        TokenProblem::Missing => "need the control token",
+        TokenProblem::Wrong => "need the control token, and the one sent does not match",
+    };
+    let mut e = GraphError::new(
+        401,
+        "Unauthorized",
+        format!(
+            "The /_emulator/ controls {what}: send 'Authorization: Bearer <token>' with the value of ENTRAFORM_EMULATOR_CONTROL_TOKEN from the emulator's export lines (a new one at each start)."
+        ),
+    );
+    e.headers.push((
+        "WWW-Authenticate".into(),
+        "Bearer realm=\"entraform-emulator\"".into(),
+    ));
+    e.to_resp(ctx)
 }
 
 #[allow(clippy::too_many_arguments)]

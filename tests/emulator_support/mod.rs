@@ -184,6 +184,13 @@ impl Env {
     pub fn control(&self, path: &str) -> String {
         format!("{}{}", self.emu.control_url(), path)
     }
+
+    /// A request to `/_emulator{path}` carrying the control token.
+    pub fn control_request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method.parse().expect("method"), self.control(path))
+            .bearer_auth(self.emu.control_token().expose())
+    }
 }
 
 /// Graph's error envelope: status, `error.code`, a message, `innerError` with date and ids.
