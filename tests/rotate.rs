@@ -6,6 +6,7 @@
 
 mod rotation_support;
 
+use entraform::emulator::{Faults, LostAnswer};
 use rotation_support::*;
 use serde_json::{Value, json};
 
@@ -471,4 +472,150 @@ async fn rotate_needs_a_manifest_or_all() {
         .run(&["rotate", "manifests/hive.yaml", "--all", "manifests"])
         .await;
     assert_eq!(code, 2, "{err}");
+}
+
+/// The hive app (seeded with `old` in the vault) and its object id.
+async fn hive_world(vault: VaultKind) -> (World, String, String) {
+    let old = secret_value("old");
+    let w = World::new(
+        json!({"applications": [app("hive", HIVE_APP_ID, vec![password(MARK, &old, 30, 700)])]}),
+        &["hive"],
+        vault,
+    )
+    .await;
+    w.vault_put(HIVE_PATH, &old);
+    let object_id = w.emu.state_json()["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appId"] == HIVE_APP_ID)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (w, old, object_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_add_password_is_settled_and_never_sent_again() {
+    for lost in [LostAnswer::GatewayTimeout, LostAnswer::Reset] {
+        let (w, old, object_id) = hive_world(VaultKind::File).await;
+        let before = key_ids(&w.credentials(HIVE_APP_ID));
+        w.emu.clear_requests();
+        // Graph makes the credential, then the answer is lost (a 504 from the gateway, or
+        // the connection drops).
+        w.emu
+            .set_faults(Faults {
+                lose_answer_next: 1,
+                lost_answer: lost,
+                matching: Some("addPassword".into()),
+                ..Faults::default()
+            })
+            .unwrap();
+        let (code, out, err) = w
+            .run(&["rotate", "manifests/hive.yaml", "--output", "json"])
+            .await;
+        assert_eq!(code, 1, "{lost:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains("was not sent again"), "{lost:?}: {err}");
+        assert!(err.contains("which was removed again"), "{lost:?}: {err}");
+        // One addPassword, then the credentials read, then the removal; nothing else.
+        let log = graph_log(&w);
+        assert_eq!(
+            log[3..],
+            [
+                format!("POST /applications/{object_id}/addPassword"),
+                format!("GET /applications/{object_id}"),
+                format!("POST /applications/{object_id}/removePassword"),
+            ],
+            "{lost:?}"
+        );
+        assert_eq!(
+            key_ids(&w.credentials(HIVE_APP_ID)),
+            before,
+            "{lost:?}: no orphan"
+        );
+        assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(old.as_str()));
+        // The audit log names the credential found and removed.
+        let audit = w.audit();
+        let settled = audit
+            .iter()
+            .find(|r| r["outcome"] == "rolled_back")
+            .unwrap_or_else(|| panic!("{lost:?}: {audit:?}"));
+        assert_eq!(settled["action"], "rotate");
+        assert!(settled["key_id"].is_string(), "{settled}");
+        assert!(
+            settled["detail"].as_str().unwrap().contains("unknown"),
+            "{settled}"
+        );
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_add_password_that_made_nothing_is_audited() {
+    // A 504 from the front end before the service ran: nothing to undo, and it says so.
+    let (w, old, _) = hive_world(VaultKind::File).await;
+    let before = key_ids(&w.credentials(HIVE_APP_ID));
+    w.emu
+        .set_faults(Faults {
+            error_next: 100,
+            retry_after_secs: 0.01,
+            matching: Some("addPassword".into()),
+            ..Faults::default()
+        })
+        .unwrap();
+    let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("no credential of this attempt"), "{err}");
+    assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), before);
+    assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(old.as_str()));
+    let audit = w.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["outcome"], "failed");
+    assert!(audit[0]["key_id"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_that_fails_after_writing_is_undone() {
+    // The push updates the store, then exits 1 (or is killed): the vault held the new,
+    // now removed, secret; the rollback sees it there and puts the previous one back.
+    for control in ["push-then-fail", "push-then-die"] {
+        let (w, old, _) = hive_world(VaultKind::Command).await;
+        let before = key_ids(&w.credentials(HIVE_APP_ID));
+        w.arm(control);
+        let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+        assert_eq!(code, 1, "{control}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(
+            err.contains("the vault held the new secret; the vault's previous secret was put back"),
+            "{control}: {err}"
+        );
+        assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), before);
+        assert_eq!(
+            w.vault_get(HIVE_PATH).as_deref(),
+            Some(old.as_str()),
+            "{control}: the vault holds a working secret again"
+        );
+        w.token(HIVE_APP_ID, &old)
+            .await
+            .expect("the old secret works");
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_leaves_a_vault_changed_by_someone_else_alone() {
+    let (w, _old, _) = hive_world(VaultKind::Command).await;
+    let foreign = secret_value("frn");
+    w.arm_with("foreign-value", &foreign);
+    w.arm("push-race");
+    let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("changed by someone else"), "{err}");
+    assert!(err.contains("left alone"), "{err}");
+    assert_eq!(
+        w.vault_get(HIVE_PATH).as_deref(),
+        Some(foreign.as_str()),
+        "the other operator's value stays"
+    );
+    w.assert_no_secret_in(&[&out, &err]);
 }
