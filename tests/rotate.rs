@@ -71,6 +71,8 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
         VaultKind::File,
     )
     .await;
+    // Only machines hold this secret: the overlap then pruning policy.
+    w.manifest_line("hive", "secret: {held_by: machines}");
     w.vault_put(HIVE_PATH, &old);
     let before = key_ids(&w.credentials(HIVE_APP_ID));
     let object_id = w.emu.state_json()["applications"][0]["id"]
@@ -139,6 +141,7 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
     let doc = json(&out2);
     let svc = &doc["services"][0];
     assert_eq!(svc["outcome"], "skipped");
+    assert_eq!(svc["policy"], "machines");
     assert_eq!(svc["pruned"][0]["key_id"], before[0].as_str());
     assert_eq!(svc["kept"][0]["reason"], "in_vault");
     assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), vec![new_key.clone()]);
@@ -197,6 +200,7 @@ async fn a_seeded_history_is_pruned_only_past_the_window_and_foreign_secrets_sta
         VaultKind::File,
     )
     .await;
+    w.manifest_line("hive", "secret: {held_by: machines}");
     w.vault_put(HIVE_PATH, &b);
     let key_of = |secret: &str| -> String {
         w.credentials(HIVE_APP_ID)
@@ -618,4 +622,238 @@ async fn a_rollback_leaves_a_vault_changed_by_someone_else_alone() {
         "the other operator's value stays"
     );
     w.assert_no_secret_in(&[&out, &err]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_people_hold_stays_valid_until_an_explicit_prune_old() {
+    let old = secret_value("old");
+    let frn = secret_value("frn");
+    let w = World::new(
+        json!({"applications": [app("hive", HIVE_APP_ID, vec![
+            password("made with az ad app credential reset", &frn, 400, 300),
+            password(MARK, &old, 30, 700),
+        ])]}),
+        &["hive"],
+        VaultKind::File,
+    )
+    .await;
+    w.vault_put(HIVE_PATH, &old);
+    let key_of = |secret: &str| -> String {
+        w.credentials(HIVE_APP_ID)
+            .iter()
+            .find(|c| c["hint"] == secret[..3])
+            .unwrap()["keyId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (old_key, frn_key) = (key_of(&old), key_of(&frn));
+    let mut outputs = Vec::new();
+
+    // 1. A rotation, even with no overlap asked for: the new secret in the vault, the old one
+    //    still valid, and the output says who must get the new one and how.
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--overlap-days",
+            "0",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let svc = &doc["services"][0];
+    assert_eq!(svc["outcome"], "rotated");
+    assert_eq!(svc["policy"], "people");
+    assert_eq!(svc["pruned"], json!([]), "{svc}");
+    let kept = |svc: &Value, key: &str| -> Value {
+        svc["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} not kept: {svc}"))
+    };
+    assert_eq!(kept(svc, &old_key)["reason"], "held_by_people");
+    assert_eq!(kept(svc, &frn_key)["reason"], "foreign");
+    let hand_off = svc["hand_off"].as_str().unwrap();
+    assert!(
+        hand_off.contains("claude.ai")
+            && hand_off.contains("entraform send manifests/hive.yaml --to PERSON")
+            && hand_off.contains("--prune-old"),
+        "{hand_off}"
+    );
+    let new = w.vault_get(HIVE_PATH).unwrap();
+    assert_ne!(new, old);
+    let new_key = svc["secret"]["key_id"].as_str().unwrap().to_string();
+    w.token(HIVE_APP_ID, &new)
+        .await
+        .expect("the new secret works");
+    w.token(HIVE_APP_ID, &old)
+        .await
+        .expect("the old secret still works: people hold it");
+    outputs.extend([out, err]);
+
+    // 2. A cron run later prunes nothing on its own schedule.
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--overlap-days",
+            "0",
+            "--if-expiring-within",
+            "30",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("skipped") && out.contains("people"), "{out}");
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 3);
+    outputs.extend([out, err]);
+
+    // 3. `secrets` shows both, and which one the vault holds.
+    let (code, out, err) = w
+        .run(&["secrets", "manifests/hive.yaml", "--output", "json"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let s = &doc["services"][0];
+    assert_eq!(s["held_by"], "people");
+    let row = |key: &str| -> Value {
+        s["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key_id"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(&new_key)["in_vault"], true);
+    assert_eq!(row(&old_key)["in_vault"], false);
+    assert_eq!(row(&old_key)["valid"], true);
+    assert!(
+        s["summary"].as_str().unwrap().contains("--prune-old"),
+        "{s}"
+    );
+    outputs.extend([out, err]);
+
+    // 4. `--prune-old`: mints nothing, removes the old one; the vault's and the foreign stay.
+    w.emu.clear_requests();
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--prune-old",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let svc = &doc["services"][0];
+    assert_eq!(svc["outcome"], "pruned");
+    assert_eq!(doc["prune_old"], true);
+    assert_eq!(svc["secret"], Value::Null);
+    assert_eq!(svc["pruned"][0]["key_id"], old_key.as_str());
+    assert_eq!(svc["pruned"].as_array().unwrap().len(), 1);
+    assert_eq!(kept(svc, &new_key)["reason"], "in_vault");
+    assert_eq!(kept(svc, &frn_key)["reason"], "foreign");
+    let writes = graph_writes(&w);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].ends_with("/removePassword"), "{writes:?}");
+    let mut left = key_ids(&w.credentials(HIVE_APP_ID));
+    let mut want = vec![new_key.clone(), frn_key.clone()];
+    want.sort();
+    left.sort();
+    assert_eq!(left, want);
+    assert!(w.token(HIVE_APP_ID, &old).await.is_err(), "pruned");
+    w.token(HIVE_APP_ID, &new).await.expect("the vault's works");
+    assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(new.as_str()));
+    outputs.extend([out, err]);
+
+    // 5. Again: nothing to remove, no write. With a vault that matches no credential: nothing.
+    w.emu.clear_requests();
+    let (code, out, err) = w
+        .run(&["rotate", "manifests/hive.yaml", "--prune-old"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert!(graph_writes(&w).is_empty());
+    outputs.extend([out, err]);
+    w.vault_put(HIVE_PATH, &secret_value("unk"));
+    let (code, out, err) = w
+        .run(&["rotate", "manifests/hive.yaml", "--prune-old"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("nothing is pruned"), "{out}");
+    assert!(graph_writes(&w).is_empty());
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 2);
+    outputs.extend([out, err]);
+
+    // `--prune-old` mints nothing, so it takes no minting or overlap options.
+    let (code, _, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--prune-old",
+            "--if-expiring-within",
+            "3",
+        ])
+        .await;
+    assert_eq!(code, 2, "{err}");
+    let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    w.assert_no_secret_in(&refs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_all_follows_each_manifests_policy() {
+    let (h, f) = (secret_value("hhh"), secret_value("fff"));
+    let w = World::new(
+        json!({"applications": [
+            app("hive", HIVE_APP_ID, vec![password(MARK, &h, 30, 700)]),
+            app("frame", FRAME_APP_ID, vec![password("entraform frame", &f, 30, 700)]),
+        ]}),
+        &["hive", "frame"],
+        VaultKind::File,
+    )
+    .await;
+    w.manifest_line("hive", "secret: {held_by: machines}");
+    w.vault_put(HIVE_PATH, &h);
+    w.vault_put("frame/axe/mcp-client-secret", &f);
+    // Two runs: the first mints, the second (nothing due) prunes what the policy allows.
+    for args in [
+        &["rotate", "--all", "manifests", "--output", "json"][..],
+        &[
+            "rotate",
+            "--all",
+            "manifests",
+            "--overlap-days",
+            "0",
+            "--if-expiring-within",
+            "30",
+            "--output",
+            "json",
+        ][..],
+    ] {
+        let (code, out, err) = w.run(args).await;
+        assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+        let doc = json(&out);
+        for s in doc["services"].as_array().unwrap() {
+            let want = if s["service"] == "hive" {
+                "machines"
+            } else {
+                "people"
+            };
+            assert_eq!(s["policy"], want, "{s}");
+        }
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 1, "machines: pruned");
+    assert!(w.token(HIVE_APP_ID, &h).await.is_err());
+    assert_eq!(w.credentials(FRAME_APP_ID).len(), 2, "people: kept");
+    w.token(FRAME_APP_ID, &f)
+        .await
+        .expect("frame's old secret stays");
 }
