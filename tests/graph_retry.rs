@@ -303,3 +303,38 @@ async fn a_batch_answer_missing_an_id_is_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("no answer for request id"), "{e}");
 }
+
+#[tokio::test]
+async fn a_timed_out_at_most_once_post_is_not_resent_and_may_have_run() {
+    // The server takes its time (the request arrived and runs); the client gives up first.
+    let seen = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&seen);
+    let app = Router::new().fallback(move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            *counter.lock().unwrap() += 1;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            axum::Json(json!({}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let graph = GraphClient::new(
+        http,
+        &format!("http://{addr}/v1.0"),
+        TokenSource::Static(Secret::new("test-token".into())),
+    )
+    .unwrap()
+    .with_retry(RetryPolicy::fast());
+    let req = GraphRequest::post("/applications/x/addPassword", json!({})).at_most_once();
+    let f = graph.send_reporting(&req).await.unwrap_err();
+    assert!(f.maybe_done, "{}", f.error);
+    assert_eq!(*seen.lock().unwrap(), 1, "not re-sent after a timeout");
+}
