@@ -1,8 +1,11 @@
-//! `entraform rotate` driven as a binary against the in-process emulator: overlap then pruning
-//! (the old secret works during the overlap and is refused once pruned), pruning of a seeded
-//! history, foreign credentials, `--if-expiring-within`, a vault failing mid-rotation (no orphan
-//! credential, the vault's previous secret back), `--all` with a failing service, and a secret
-//! scan of every output.
+//! `entraform rotate` driven as a binary against the in-process emulator: for a secret only
+//! machines hold, overlap then pruning (the old secret works during the overlap and is refused
+//! once pruned), pruning of a seeded history, foreign credentials; for a secret people hold (the
+//! default), the old one valid until `--prune-old`; `--all` following each manifest's policy;
+//! `--if-expiring-within`; a vault failing mid-rotation (no orphan credential, the vault's
+//! previous secret back), unknown outcomes settled (a lost `addPassword` answer, a push that
+//! fails after writing, a vault changed by someone else); `--all` with a failing service; and a
+//! secret scan of every output.
 
 mod rotation_support;
 
