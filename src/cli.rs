@@ -174,17 +174,27 @@ pub struct RotateArgs {
     /// Rotate every service manifest in DIR (one report row per service; exit 1 if any failed).
     #[arg(long, value_name = "DIR")]
     pub all: Option<PathBuf>,
-    /// Prune an older secret only once its successor is at least this many days old, so every
-    /// consumer had time to pick the new one up (0: prune right after the new one is proven).
+    /// Services whose secret only machines hold (`secret: {held_by: machines}`): prune an
+    /// older secret once its successor is at least this many days old, so every consumer had
+    /// time to pick the new one up (0: prune right after the new one is proven). Secrets people
+    /// hold are never pruned on a schedule: see `--prune-old`.
     #[arg(long, value_name = "N", default_value_t = 7)]
     pub overlap_days: u32,
     /// Mint a new secret only when the one in use expires within DAYS (cron-friendly; pruning
-    /// of secrets already past the overlap still happens).
+    /// of machine-held secrets already past the overlap still happens).
     #[arg(long, value_name = "DAYS")]
     pub if_expiring_within: Option<u32>,
     /// Also prune secrets entraform did not create (e.g. made with `az ad app credential reset`).
     #[arg(long)]
     pub prune_foreign: bool,
+    /// Mint nothing: remove this tool's secrets the vault no longer holds (once everyone who
+    /// typed the old secret into a connector has the new one). Never the vault's, never the
+    /// last valid one, never one made by someone else.
+    #[arg(
+        long,
+        conflicts_with_all = ["if_expiring_within", "prune_foreign", "overlap_days"]
+    )]
+    pub prune_old: bool,
 }
 
 #[derive(Debug, Args)]

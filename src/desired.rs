@@ -167,6 +167,8 @@ pub struct SecretSpec {
     pub lifetime_days: u32,
     /// The credential's displayName in Entra; marks it as made by entraform.
     pub display_name: String,
+    /// Who holds the secret besides the vault (`secret.held_by`): the rotation policy.
+    pub held_by: crate::manifest::model::HeldBy,
 }
 
 /// Values for the four deployment fragments (SPEC §7).

@@ -191,6 +191,11 @@ pub enum KeepReason {
     /// The vault cannot be read back, so which credential is in use is only assumed; nothing
     /// is pruned on an assumption (a rotation, which knows what it stored, prunes).
     VaultUnreadable,
+    /// People may hold it (typed into a connector): only `rotate --prune-old` removes it.
+    HeldByPeople,
+    /// `--prune-old`: the vault holds no valid credential of the app, so which one people
+    /// should have is not known; nothing is removed.
+    VaultHoldsNone,
 }
 
 impl KeepReason {
@@ -211,6 +216,12 @@ impl KeepReason {
             KeepReason::LastValid => "the last valid credential".into(),
             KeepReason::VaultUnreadable => {
                 "the vault cannot be read back; only a rotation prunes".into()
+            }
+            KeepReason::HeldByPeople => {
+                "people may still use it (typed into a connector); `rotate --prune-old` removes it once they have the new one".into()
+            }
+            KeepReason::VaultHoldsNone => {
+                "the vault holds no valid credential of the app; nothing is pruned".into()
             }
         }
     }
@@ -343,6 +354,52 @@ pub fn select_prunable(
         plan.remove.push(CredentialRef::of(c, marker));
     }
     // Never leave zero valid credentials: put back the newest valid one removed.
+    let remaining_valid = creds
+        .iter()
+        .filter(|c| is_valid(c, now) && !removed.iter().any(|r| r.key_id == c.key_id))
+        .count();
+    if remaining_valid == 0
+        && let Some(back) = removed
+            .iter()
+            .filter(|c| is_valid(c, now))
+            .max_by_key(|c| start_of(c))
+    {
+        let key = back.key_id.clone().unwrap_or_default();
+        plan.remove.retain(|r| r.key_id != key);
+        plan.keep.push(Kept {
+            credential: CredentialRef::of(back, marker),
+            reason: KeepReason::LastValid,
+        });
+    }
+    plan
+}
+
+/// `rotate --prune-old`: remove every credential entraform made except the one the vault holds
+/// (`held`), never one entraform did not make, and never the last valid one.
+pub fn select_prune_old(
+    creds: &[PasswordCredential],
+    marker: &str,
+    held: &str,
+    now: OffsetDateTime,
+) -> PrunePlan {
+    let mut plan = PrunePlan::default();
+    let mut order: Vec<&PasswordCredential> = creds.iter().collect();
+    order.sort_by_key(|c| start_of(c));
+    let mut removed: Vec<&PasswordCredential> = Vec::new();
+    for c in order {
+        let keep = |reason| Kept {
+            credential: CredentialRef::of(c, marker),
+            reason,
+        };
+        if c.key_id.as_deref() == Some(held) {
+            plan.keep.push(keep(KeepReason::InVault));
+        } else if !is_ours(c, marker) {
+            plan.keep.push(keep(KeepReason::Foreign));
+        } else {
+            removed.push(c);
+            plan.remove.push(CredentialRef::of(c, marker));
+        }
+    }
     let remaining_valid = creds
         .iter()
         .filter(|c| is_valid(c, now) && !removed.iter().any(|r| r.key_id == c.key_id))
@@ -524,6 +581,25 @@ mod tests {
     }
 
     #[test]
+    fn prune_old_keeps_the_vaults_foreign_ones_and_the_last_valid() {
+        let creds = [
+            cred("old", MARK, 300, 400),
+            cred("exp", MARK, 800, -3),
+            cred("frn", "by hand", 200, 500),
+            cred("vlt", MARK, 1, 729),
+        ];
+        let p = select_prune_old(&creds, MARK, "vlt", now());
+        assert_eq!(removed(&p), ["exp", "old"]);
+        assert_eq!(reason(&p, "vlt"), &KeepReason::InVault);
+        assert_eq!(reason(&p, "frn"), &KeepReason::Foreign);
+        // The vault holds an expired one: the newest valid one of ours stays.
+        let creds = [cred("vlt", MARK, 800, -3), cred("new", MARK, 1, 729)];
+        let p = select_prune_old(&creds, MARK, "vlt", now());
+        assert!(p.remove.is_empty(), "{p:?}");
+        assert_eq!(reason(&p, "new"), &KeepReason::LastValid);
+    }
+
+    #[test]
     fn expired_predecessors_go() {
         let creds = [cred("exp", MARK, 800, -70), cred("cur", MARK, 60, 670)];
         let p = select_prunable(&creds, MARK, Some("cur"), policy(7, false), now());
@@ -615,6 +691,20 @@ mod properties {
     }
 
     proptest! {
+        /// `--prune-old`: never the vault's, never a foreign one, a valid one always remains.
+        #[test]
+        fn prune_old_keeps_its_promises(creds in creds(), held in 0usize..8) {
+            let held = creds.get(held).and_then(|c| c.key_id.clone()).unwrap_or_default();
+            let p = select_prune_old(&creds, MARK, &held, now());
+            prop_assert_eq!(p.remove.len() + p.keep.len(), creds.len());
+            prop_assert!(!p.remove.iter().any(|r| r.key_id == held));
+            prop_assert!(p.remove.iter().all(|r| r.by_entraform));
+            let gone = |c: &PasswordCredential| p.remove.iter().any(|r| Some(&r.key_id) == c.key_id.as_ref());
+            let valid_before = creds.iter().filter(|c| is_valid(c, now())).count();
+            let valid_after = creds.iter().filter(|c| is_valid(c, now()) && !gone(c)).count();
+            prop_assert!(valid_before == 0 || valid_after >= 1);
+        }
+
         /// The guarantees of issue 5, whatever the credentials: the vault's and the newest
         /// stay, foreign ones stay without the flag, and a valid credential always remains.
         #[test]

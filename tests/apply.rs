@@ -901,3 +901,37 @@ async fn the_new_secret_is_proven_only_once_the_service_principal_exists() {
     h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
     assert_converged(&h);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_without_read_back_gets_the_secret_only_once_it_works() {
+    // A push-only vault cannot be read to tell a dead secret from a live one: the new secret
+    // is proven first and written only then. Here the proof cannot happen (the SP cannot be
+    // created): the credential goes, and the vault was never written.
+    let mut h = with_frame().await;
+    h.command_vault(GOOD_PUSH);
+    h.set_vault("vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n");
+    h.set_faults(Faults {
+        error_next: 1000,
+        retry_after_secs: 0.01,
+        matching: Some("POST /servicePrincipals".into()),
+        ..Faults::default()
+    });
+    let run = h.run(&["apply", HIVE, "--out", "out"]).await;
+    run.expect(1);
+    let diag = run.diagnostics();
+    assert!(diag.contains("the vault was not written"), "{diag}");
+    assert!(diag.contains("was removed again"), "{diag}");
+    assert!(passwords(&h).is_empty());
+    assert!(
+        h.command_vault_secret(HIVE_VAULT_PATH).is_none(),
+        "no dead secret in the vault"
+    );
+
+    // Once the SP can be made, the proven secret lands in the vault.
+    h.set_faults(Faults::default());
+    h.run(&["apply", HIVE, "--out", "out"]).await.expect(0);
+    let creds = passwords(&h);
+    assert_eq!(creds.len(), 1);
+    let stored = h.command_vault_secret(HIVE_VAULT_PATH).expect("stored");
+    assert_eq!(creds[0]["hint"], stored.hint().as_str());
+}

@@ -307,6 +307,21 @@ async fn the_bad_input_table_is_current() {
     t.run(&d, m, "an empty manifest", &["plan", HIVE], &[])
         .await;
     let d = t.case_dir();
+    t.edit(
+        &d,
+        HIVE,
+        "uses_postgres: true",
+        "uses_postgres: true\nsecret: {held_by: humans}",
+    );
+    t.run(
+        &d,
+        m,
+        "an unknown `secret.held_by` (`humans`)",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
     t.edit(&d, HIVE, "proxy_port: 3141", "proxy_port: 3151");
     t.run(
         &d,
@@ -366,6 +381,14 @@ async fn the_bad_input_table_is_current() {
     .await;
     t.run(&d, f, "neither a manifest nor `--all`", &["rotate"], &[])
         .await;
+    t.run(
+        &d,
+        f,
+        "`rotate --prune-old` with `--if-expiring-within` (it mints nothing)",
+        &["rotate", HIVE, "--prune-old", "--if-expiring-within", "30"],
+        &[],
+    )
+    .await;
     t.run(
         &d,
         f,

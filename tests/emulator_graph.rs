@@ -1051,6 +1051,72 @@ async fn batch_inner_requests_are_throttled_individually() {
 }
 
 #[tokio::test]
+async fn a_lost_answer_leaves_the_change_made() {
+    // `loseAnswerNext`: the request runs, then the client gets a 504 (or no answer at all).
+    let env = env().await;
+    let (app, _sp) = env.create_app_with_sp(json!({"displayName": "a"})).await;
+    let p = format!("/applications/{}", app["id"].as_str().unwrap());
+    let creds = |env: &Env| {
+        let state = env.emu.state_json();
+        state["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == app["id"])
+            .unwrap()["passwordCredentials"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    env.emu
+        .set_faults(Faults {
+            lose_answer_next: 1,
+            matching: Some("addPassword".into()),
+            ..Faults::default()
+        })
+        .unwrap();
+    // Not matching: answered as usual, and the counter is not used up.
+    assert_eq!(env.get(&p).await.status, 200);
+    let add = json!({"passwordCredential": {"displayName": "entraform"}});
+    let r = env
+        .call("POST", &format!("{p}/addPassword"), Some(add.clone()))
+        .await;
+    assert_graph_error(&r, 504, "UnknownError");
+    assert!(r.body.get("secretText").is_none(), "{}", r.text);
+    assert_eq!(creds(&env), 1, "the credential was made all the same");
+    let log = env.emu.requests();
+    assert_eq!(log.last().unwrap().fault.as_deref(), Some("lost_answer"));
+
+    // Reset: the connection closes without a complete answer.
+    env.emu
+        .set_faults(Faults {
+            lose_answer_next: 1,
+            lost_answer: entraform::emulator::LostAnswer::Reset,
+            matching: Some("addPassword".into()),
+            ..Faults::default()
+        })
+        .unwrap();
+    let sent = env
+        .http
+        .post(env.url(&format!("{p}/addPassword")))
+        .bearer_auth(&env.token)
+        .json(&add)
+        .send()
+        .await;
+    let answered = match sent {
+        Ok(resp) => resp.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!answered, "no complete answer after a reset");
+    assert_eq!(creds(&env), 2, "the credential was made all the same");
+    // The next request is answered normally (on a new connection).
+    let r = env
+        .call("POST", &format!("{p}/addPassword"), Some(add))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(creds(&env), 3);
+}
+
+#[tokio::test]
 async fn list_pages_with_next_link_and_top() {
     let env = env().await;
     for i in 0..5 {

@@ -171,6 +171,47 @@ async fn a_500_is_retried_for_get_but_not_for_post() {
 }
 
 #[tokio::test]
+async fn an_at_most_once_post_is_never_resent_after_a_504() {
+    // A plain POST is retried after a 504 (the gateway gave up); addPassword is not: the
+    // request may have run, and the failure says so.
+    let (graph, script) = serve(vec![
+        (504, vec![], err("UnknownError")),
+        (200, vec![], json!({})),
+    ])
+    .await;
+    graph
+        .send(&GraphRequest::post("/servicePrincipals", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+
+    let (graph, script) = serve(vec![
+        (504, vec![], err("UnknownError")),
+        (200, vec![], json!({})),
+    ])
+    .await;
+    let req = GraphRequest::post("/applications/x/addPassword", json!({})).at_most_once();
+    let f = graph.send_reporting(&req).await.unwrap_err();
+    assert_eq!(f.error.api().unwrap().status, 504);
+    assert!(f.maybe_done, "a 504 may come after the request ran");
+    assert_eq!(script.seen.lock().unwrap().len(), 1);
+
+    // A 429 is not served (Graph documents it): retried, even at most once.
+    let (graph, script) = serve(vec![
+        (
+            429,
+            vec![("Retry-After", "0.01".into())],
+            err("TooManyRequests"),
+        ),
+        (400, vec![], err("Request_BadRequest")),
+    ])
+    .await;
+    let f = graph.send_reporting(&req).await.unwrap_err();
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+    assert!(!f.maybe_done, "a 400 is a refusal: nothing ran");
+}
+
+#[tokio::test]
 async fn replication_errors_are_retried_only_when_asked() {
     let answers = || {
         vec![
@@ -261,4 +302,39 @@ async fn a_batch_answer_missing_an_id_is_an_error() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no answer for request id"), "{e}");
+}
+
+#[tokio::test]
+async fn a_timed_out_at_most_once_post_is_not_resent_and_may_have_run() {
+    // The server takes its time (the request arrived and runs); the client gives up first.
+    let seen = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&seen);
+    let app = Router::new().fallback(move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            *counter.lock().unwrap() += 1;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            axum::Json(json!({}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let graph = GraphClient::new(
+        http,
+        &format!("http://{addr}/v1.0"),
+        TokenSource::Static(Secret::new("test-token".into())),
+    )
+    .unwrap()
+    .with_retry(RetryPolicy::fast());
+    let req = GraphRequest::post("/applications/x/addPassword", json!({})).at_most_once();
+    let f = graph.send_reporting(&req).await.unwrap_err();
+    assert!(f.maybe_done, "{}", f.error);
+    assert_eq!(*seen.lock().unwrap(), 1, "not re-sent after a timeout");
 }

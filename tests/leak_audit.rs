@@ -357,6 +357,30 @@ async fn no_command_leaks_a_secret_anywhere() {
         .await;
     a.run(&["rotate", "--all", "manifests"], &[0, 1]).await;
     a.run(&["secrets", "--all", "manifests"], &[0, 1, 3]).await;
+    // The people policy's outputs: the hand-off, the still-valid secrets, the explicit prune.
+    a.run(&["secrets", hive, "--output", "json"], &[0]).await;
+    a.run(&["-vv", "rotate", hive, "--prune-old"], &[0]).await;
+    a.run(&["rotate", hive, "--prune-old", "--output", "json"], &[0])
+        .await;
+    // addPassword's answer lost after it ran (504, then a dropped connection): settled.
+    for lost in [
+        entraform::emulator::LostAnswer::GatewayTimeout,
+        entraform::emulator::LostAnswer::Reset,
+    ] {
+        a.emu
+            .set_faults(entraform::emulator::Faults {
+                lose_answer_next: 1,
+                lost_answer: lost,
+                matching: Some("addPassword".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        a.run(&["-vv", "rotate", hive, "--output", "json"], &[1])
+            .await;
+    }
+    a.emu
+        .set_faults(entraform::emulator::Faults::default())
+        .unwrap();
     a.run(
         &[
             "render",

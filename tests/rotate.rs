@@ -1,11 +1,15 @@
-//! `entraform rotate` driven as a binary against the in-process emulator: overlap then pruning
-//! (the old secret works during the overlap and is refused once pruned), pruning of a seeded
-//! history, foreign credentials, `--if-expiring-within`, a vault failing mid-rotation (no orphan
-//! credential, the vault's previous secret back), `--all` with a failing service, and a secret
-//! scan of every output.
+//! `entraform rotate` driven as a binary against the in-process emulator: for a secret only
+//! machines hold, overlap then pruning (the old secret works during the overlap and is refused
+//! once pruned), pruning of a seeded history, foreign credentials; for a secret people hold (the
+//! default), the old one valid until `--prune-old`; `--all` following each manifest's policy;
+//! `--if-expiring-within`; a vault failing mid-rotation (no orphan credential, the vault's
+//! previous secret back), unknown outcomes settled (a lost `addPassword` answer, a push that
+//! fails after writing, a vault changed by someone else); `--all` with a failing service; and a
+//! secret scan of every output.
 
 mod rotation_support;
 
+use entraform::emulator::{Faults, LostAnswer};
 use rotation_support::*;
 use serde_json::{Value, json};
 
@@ -70,6 +74,8 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
         VaultKind::File,
     )
     .await;
+    // Only machines hold this secret: the overlap then pruning policy.
+    w.manifest_line("hive", "secret: {held_by: machines}");
     w.vault_put(HIVE_PATH, &old);
     let before = key_ids(&w.credentials(HIVE_APP_ID));
     let object_id = w.emu.state_json()["applications"][0]["id"]
@@ -138,6 +144,7 @@ async fn the_old_secret_works_through_the_overlap_and_is_refused_once_pruned() {
     let doc = json(&out2);
     let svc = &doc["services"][0];
     assert_eq!(svc["outcome"], "skipped");
+    assert_eq!(svc["policy"], "machines");
     assert_eq!(svc["pruned"][0]["key_id"], before[0].as_str());
     assert_eq!(svc["kept"][0]["reason"], "in_vault");
     assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), vec![new_key.clone()]);
@@ -196,6 +203,7 @@ async fn a_seeded_history_is_pruned_only_past_the_window_and_foreign_secrets_sta
         VaultKind::File,
     )
     .await;
+    w.manifest_line("hive", "secret: {held_by: machines}");
     w.vault_put(HIVE_PATH, &b);
     let key_of = |secret: &str| -> String {
         w.credentials(HIVE_APP_ID)
@@ -471,4 +479,384 @@ async fn rotate_needs_a_manifest_or_all() {
         .run(&["rotate", "manifests/hive.yaml", "--all", "manifests"])
         .await;
     assert_eq!(code, 2, "{err}");
+}
+
+/// The hive app (seeded with `old` in the vault) and its object id.
+async fn hive_world(vault: VaultKind) -> (World, String, String) {
+    let old = secret_value("old");
+    let w = World::new(
+        json!({"applications": [app("hive", HIVE_APP_ID, vec![password(MARK, &old, 30, 700)])]}),
+        &["hive"],
+        vault,
+    )
+    .await;
+    w.vault_put(HIVE_PATH, &old);
+    let object_id = w.emu.state_json()["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appId"] == HIVE_APP_ID)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (w, old, object_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_add_password_is_settled_and_never_sent_again() {
+    for lost in [LostAnswer::GatewayTimeout, LostAnswer::Reset] {
+        let (w, old, object_id) = hive_world(VaultKind::File).await;
+        let before = key_ids(&w.credentials(HIVE_APP_ID));
+        w.emu.clear_requests();
+        // Graph makes the credential, then the answer is lost (a 504 from the gateway, or
+        // the connection drops).
+        w.emu
+            .set_faults(Faults {
+                lose_answer_next: 1,
+                lost_answer: lost,
+                matching: Some("addPassword".into()),
+                ..Faults::default()
+            })
+            .unwrap();
+        let (code, out, err) = w
+            .run(&["rotate", "manifests/hive.yaml", "--output", "json"])
+            .await;
+        assert_eq!(code, 1, "{lost:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains("was not sent again"), "{lost:?}: {err}");
+        assert!(err.contains("which was removed again"), "{lost:?}: {err}");
+        // One addPassword, then the credentials read, then the removal; nothing else.
+        let log = graph_log(&w);
+        assert_eq!(
+            log[3..],
+            [
+                format!("POST /applications/{object_id}/addPassword"),
+                format!("GET /applications/{object_id}"),
+                format!("POST /applications/{object_id}/removePassword"),
+            ],
+            "{lost:?}"
+        );
+        assert_eq!(
+            key_ids(&w.credentials(HIVE_APP_ID)),
+            before,
+            "{lost:?}: no orphan"
+        );
+        assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(old.as_str()));
+        // The audit log names the credential found and removed.
+        let audit = w.audit();
+        let settled = audit
+            .iter()
+            .find(|r| r["outcome"] == "rolled_back")
+            .unwrap_or_else(|| panic!("{lost:?}: {audit:?}"));
+        assert_eq!(settled["action"], "rotate");
+        assert!(settled["key_id"].is_string(), "{settled}");
+        assert!(
+            settled["detail"].as_str().unwrap().contains("unknown"),
+            "{settled}"
+        );
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_add_password_that_made_nothing_is_audited() {
+    // A 504 from the front end before the service ran: nothing to undo, and it says so.
+    let (w, old, _) = hive_world(VaultKind::File).await;
+    let before = key_ids(&w.credentials(HIVE_APP_ID));
+    w.emu
+        .set_faults(Faults {
+            error_next: 100,
+            retry_after_secs: 0.01,
+            matching: Some("addPassword".into()),
+            ..Faults::default()
+        })
+        .unwrap();
+    let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("no credential of this attempt"), "{err}");
+    assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), before);
+    assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(old.as_str()));
+    let audit = w.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["outcome"], "failed");
+    assert!(audit[0]["key_id"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_that_fails_after_writing_is_undone() {
+    // The push updates the store, then exits 1 (or is killed): the vault held the new,
+    // now removed, secret; the rollback sees it there and puts the previous one back.
+    for control in ["push-then-fail", "push-then-die"] {
+        let (w, old, _) = hive_world(VaultKind::Command).await;
+        let before = key_ids(&w.credentials(HIVE_APP_ID));
+        w.arm(control);
+        let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+        assert_eq!(code, 1, "{control}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(
+            err.contains("the vault held the new secret; the vault's previous secret was put back"),
+            "{control}: {err}"
+        );
+        assert_eq!(key_ids(&w.credentials(HIVE_APP_ID)), before);
+        assert_eq!(
+            w.vault_get(HIVE_PATH).as_deref(),
+            Some(old.as_str()),
+            "{control}: the vault holds a working secret again"
+        );
+        w.token(HIVE_APP_ID, &old)
+            .await
+            .expect("the old secret works");
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_leaves_a_vault_changed_by_someone_else_alone() {
+    let (w, _old, _) = hive_world(VaultKind::Command).await;
+    let foreign = secret_value("frn");
+    w.arm_with("foreign-value", &foreign);
+    w.arm("push-race");
+    let (code, out, err) = w.run(&["rotate", "manifests/hive.yaml"]).await;
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("changed by someone else"), "{err}");
+    assert!(err.contains("left alone"), "{err}");
+    assert_eq!(
+        w.vault_get(HIVE_PATH).as_deref(),
+        Some(foreign.as_str()),
+        "the other operator's value stays"
+    );
+    w.assert_no_secret_in(&[&out, &err]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_people_hold_stays_valid_until_an_explicit_prune_old() {
+    let old = secret_value("old");
+    let frn = secret_value("frn");
+    let w = World::new(
+        json!({"applications": [app("hive", HIVE_APP_ID, vec![
+            password("made with az ad app credential reset", &frn, 400, 300),
+            password(MARK, &old, 30, 700),
+        ])]}),
+        &["hive"],
+        VaultKind::File,
+    )
+    .await;
+    w.vault_put(HIVE_PATH, &old);
+    let key_of = |secret: &str| -> String {
+        w.credentials(HIVE_APP_ID)
+            .iter()
+            .find(|c| c["hint"] == secret[..3])
+            .unwrap()["keyId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (old_key, frn_key) = (key_of(&old), key_of(&frn));
+    let mut outputs = Vec::new();
+
+    // 1. A rotation, even with no overlap asked for: the new secret in the vault, the old one
+    //    still valid, and the output says who must get the new one and how.
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--overlap-days",
+            "0",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let svc = &doc["services"][0];
+    assert_eq!(svc["outcome"], "rotated");
+    assert_eq!(svc["policy"], "people");
+    assert_eq!(svc["pruned"], json!([]), "{svc}");
+    let kept = |svc: &Value, key: &str| -> Value {
+        svc["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} not kept: {svc}"))
+    };
+    assert_eq!(kept(svc, &old_key)["reason"], "held_by_people");
+    assert_eq!(kept(svc, &frn_key)["reason"], "foreign");
+    let hand_off = svc["hand_off"].as_str().unwrap();
+    assert!(
+        hand_off.contains("claude.ai")
+            && hand_off.contains("entraform send manifests/hive.yaml --to PERSON")
+            && hand_off.contains("--prune-old"),
+        "{hand_off}"
+    );
+    let new = w.vault_get(HIVE_PATH).unwrap();
+    assert_ne!(new, old);
+    let new_key = svc["secret"]["key_id"].as_str().unwrap().to_string();
+    w.token(HIVE_APP_ID, &new)
+        .await
+        .expect("the new secret works");
+    w.token(HIVE_APP_ID, &old)
+        .await
+        .expect("the old secret still works: people hold it");
+    outputs.extend([out, err]);
+
+    // 2. A cron run later prunes nothing on its own schedule.
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--overlap-days",
+            "0",
+            "--if-expiring-within",
+            "30",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("skipped") && out.contains("people"), "{out}");
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 3);
+    outputs.extend([out, err]);
+
+    // 3. `secrets` shows both, and which one the vault holds.
+    let (code, out, err) = w
+        .run(&["secrets", "manifests/hive.yaml", "--output", "json"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let s = &doc["services"][0];
+    assert_eq!(s["held_by"], "people");
+    let row = |key: &str| -> Value {
+        s["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key_id"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(&new_key)["in_vault"], true);
+    assert_eq!(row(&old_key)["in_vault"], false);
+    assert_eq!(row(&old_key)["valid"], true);
+    assert!(
+        s["summary"].as_str().unwrap().contains("--prune-old"),
+        "{s}"
+    );
+    outputs.extend([out, err]);
+
+    // 4. `--prune-old`: mints nothing, removes the old one; the vault's and the foreign stay.
+    w.emu.clear_requests();
+    let (code, out, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--prune-old",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc = json(&out);
+    let svc = &doc["services"][0];
+    assert_eq!(svc["outcome"], "pruned");
+    assert_eq!(doc["prune_old"], true);
+    assert_eq!(svc["secret"], Value::Null);
+    assert_eq!(svc["pruned"][0]["key_id"], old_key.as_str());
+    assert_eq!(svc["pruned"].as_array().unwrap().len(), 1);
+    assert_eq!(kept(svc, &new_key)["reason"], "in_vault");
+    assert_eq!(kept(svc, &frn_key)["reason"], "foreign");
+    let writes = graph_writes(&w);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].ends_with("/removePassword"), "{writes:?}");
+    let mut left = key_ids(&w.credentials(HIVE_APP_ID));
+    let mut want = vec![new_key.clone(), frn_key.clone()];
+    want.sort();
+    left.sort();
+    assert_eq!(left, want);
+    assert!(w.token(HIVE_APP_ID, &old).await.is_err(), "pruned");
+    w.token(HIVE_APP_ID, &new).await.expect("the vault's works");
+    assert_eq!(w.vault_get(HIVE_PATH).as_deref(), Some(new.as_str()));
+    outputs.extend([out, err]);
+
+    // 5. Again: nothing to remove, no write. With a vault that matches no credential: nothing.
+    w.emu.clear_requests();
+    let (code, out, err) = w
+        .run(&["rotate", "manifests/hive.yaml", "--prune-old"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert!(graph_writes(&w).is_empty());
+    outputs.extend([out, err]);
+    w.vault_put(HIVE_PATH, &secret_value("unk"));
+    let (code, out, err) = w
+        .run(&["rotate", "manifests/hive.yaml", "--prune-old"])
+        .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("nothing is pruned"), "{out}");
+    assert!(graph_writes(&w).is_empty());
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 2);
+    outputs.extend([out, err]);
+
+    // `--prune-old` mints nothing, so it takes no minting or overlap options.
+    let (code, _, err) = w
+        .run(&[
+            "rotate",
+            "manifests/hive.yaml",
+            "--prune-old",
+            "--if-expiring-within",
+            "3",
+        ])
+        .await;
+    assert_eq!(code, 2, "{err}");
+    let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    w.assert_no_secret_in(&refs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_all_follows_each_manifests_policy() {
+    let (h, f) = (secret_value("hhh"), secret_value("fff"));
+    let w = World::new(
+        json!({"applications": [
+            app("hive", HIVE_APP_ID, vec![password(MARK, &h, 30, 700)]),
+            app("frame", FRAME_APP_ID, vec![password("entraform frame", &f, 30, 700)]),
+        ]}),
+        &["hive", "frame"],
+        VaultKind::File,
+    )
+    .await;
+    w.manifest_line("hive", "secret: {held_by: machines}");
+    w.vault_put(HIVE_PATH, &h);
+    w.vault_put("frame/axe/mcp-client-secret", &f);
+    // Two runs: the first mints, the second (nothing due) prunes what the policy allows.
+    for args in [
+        &["rotate", "--all", "manifests", "--output", "json"][..],
+        &[
+            "rotate",
+            "--all",
+            "manifests",
+            "--overlap-days",
+            "0",
+            "--if-expiring-within",
+            "30",
+            "--output",
+            "json",
+        ][..],
+    ] {
+        let (code, out, err) = w.run(args).await;
+        assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+        let doc = json(&out);
+        for s in doc["services"].as_array().unwrap() {
+            let want = if s["service"] == "hive" {
+                "machines"
+            } else {
+                "people"
+            };
+            assert_eq!(s["policy"], want, "{s}");
+        }
+        w.assert_no_secret_in(&[&out, &err]);
+    }
+    assert_eq!(w.credentials(HIVE_APP_ID).len(), 1, "machines: pruned");
+    assert!(w.token(HIVE_APP_ID, &h).await.is_err());
+    assert_eq!(w.credentials(FRAME_APP_ID).len(), 2, "people: kept");
+    w.token(FRAME_APP_ID, &f)
+        .await
+        .expect("frame's old secret stays");
 }

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use apply_support::Harness;
-use entraform::emulator::{EmulatorConfig, Faults};
+use entraform::emulator::{EmulatorConfig, Faults, LostAnswer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -57,12 +57,15 @@ enum Op {
     Apply,
     /// Someone edits the app behind the tool's back, then `apply` puts it right.
     DriftThenApply,
-    /// `rotate --overlap-days 0`: new secret, every older one pruned.
+    /// `rotate --overlap-days 0`: new secret; hive's secret is held by people (the default
+    /// policy), so nothing older is pruned on a schedule.
     RotatePrune,
     /// `rotate` with the default 7-day overlap: the credentials accumulate.
     RotateKeep,
     /// `rotate --if-expiring-within 30`: nothing is due (skip, no writes).
     RotateIfExpiring,
+    /// `rotate --prune-old`: no new secret; every older one of this tool's goes.
+    PruneOld,
 }
 
 impl Op {
@@ -72,6 +75,7 @@ impl Op {
             Op::RotatePrune => vec!["rotate", HIVE, "--overlap-days", "0"],
             Op::RotateKeep => vec!["rotate", HIVE],
             Op::RotateIfExpiring => vec!["rotate", HIVE, "--if-expiring-within", "30"],
+            Op::PruneOld => vec!["rotate", HIVE, "--prune-old"],
         }
     }
 }
@@ -80,18 +84,36 @@ fn pick_op(rng: &mut StdRng, first: bool) -> Op {
     if first {
         return Op::Apply;
     }
-    match rng.random_range(0..10) {
+    match rng.random_range(0..11) {
         0 | 1 => Op::Apply,
         2 | 3 => Op::DriftThenApply,
         4..=6 => Op::RotatePrune,
         7 | 8 => Op::RotateKeep,
-        _ => Op::RotateIfExpiring,
+        9 => Op::RotateIfExpiring,
+        _ => Op::PruneOld,
     }
 }
 
 /// Random but bounded faults: the client's retries (6 attempts, `Retry-After` honoured) and
-/// replication waits should see every run through.
+/// replication waits should see every run through. One run in eight instead loses the answer
+/// of `addPassword` after it ran (a 504 or a dropped connection): the run must fail, settle
+/// the credential it may have made, and account for it in the audit log.
 fn pick_faults(rng: &mut StdRng) -> Faults {
+    if rng.random_range(0..8) == 0 {
+        return Faults {
+            latency_ms: rng.random_range(0..=15),
+            replication_delay_ms: rng.random_range(0..=400),
+            lose_answer_next: 1,
+            lost_answer: if rng.random() {
+                LostAnswer::GatewayTimeout
+            } else {
+                LostAnswer::Reset
+            },
+            matching: Some("addPassword".into()),
+            rng_seed: rng.random(),
+            ..Faults::default()
+        };
+    }
     Faults {
         latency_ms: rng.random_range(0..=15),
         throttle_rate: rng.random_range(0.0..0.3),
@@ -234,6 +256,8 @@ fn is_fault_exhaustion(stderr: &str) -> bool {
         "429",
         "503",
         "replicat",
+        // A lost addPassword answer: settled, never re-sent.
+        "no usable answer",
     ]
     .iter()
     .any(|s| stderr.contains(s))

@@ -1,6 +1,13 @@
 //! `entraform rotate MANIFEST` / `rotate --all DIR`: a new client secret through the shared mint
-//! flow (addPassword → vault → read-back → token proof, rolled back on any failure), then the
-//! older secrets whose successor has outlived the overlap are pruned (`rotation::select_prunable`).
+//! flow (addPassword → vault → read-back → token proof, rolled back on any failure), then each
+//! manifest's policy (`secret.held_by`) decides what happens to the older secrets:
+//!
+//! - `people` (every connector app by default): people typed the secret into claude.ai, so
+//!   nothing is pruned on a schedule; the output says who must get the new secret, and
+//!   `rotate --prune-old` (which mints nothing) removes the old ones once they have it
+//!   (`rotation::select_prune_old`).
+//! - `machines`: the older secrets whose successor has outlived the overlap are pruned
+//!   (`rotation::select_prunable`).
 //!
 //! Graph cost: one `$batch` of app look-ups for all services; per service, addPassword, then the
 //! removals (one request, or one `$batch` for several). `--all` runs services concurrently
@@ -22,6 +29,7 @@ use crate::exit::ExitStatus;
 use crate::graph::client::BatchRequest;
 use crate::graph::wire::{Application, PasswordCredential};
 use crate::graph::{GraphError, GraphWrite};
+use crate::manifest::model::HeldBy;
 use crate::observed::{FoundBy, find_apps};
 use crate::plan::VaultView;
 use crate::printer::Printer;
@@ -37,8 +45,11 @@ pub const CONCURRENCY: usize = 4;
 pub enum Outcome {
     /// A new secret is in the vault and proven.
     Rotated,
-    /// `--if-expiring-within`: the secret in use outlives the window; no new secret.
+    /// `--if-expiring-within`: the secret in use outlives the window; no new secret. Also
+    /// `--prune-old` with nothing to remove.
     Skipped,
+    /// `--prune-old`: no new secret, old ones removed.
+    Pruned,
     /// Something failed; `error` says what (a new secret was rolled back, or pruning failed).
     Failed,
 }
@@ -50,8 +61,12 @@ pub struct ServiceRotation {
     pub customer: String,
     pub app_id: Option<String>,
     pub outcome: Outcome,
+    /// The manifest's `secret.held_by`: which pruning policy applied.
+    pub policy: HeldBy,
     /// Why it rotated or skipped.
     pub reason: String,
+    /// Who must now get the new secret, and how (people-held secrets, after a rotation).
+    pub hand_off: Option<String>,
     /// The new secret (keyId, hint, dates, where it was stored).
     pub secret: Option<Minted>,
     /// Credentials removed.
@@ -66,6 +81,7 @@ struct Options {
     if_expiring_within: Option<u32>,
     policy: PrunePolicy,
     overlap_days: u32,
+    prune_old: bool,
 }
 
 pub async fn run(
@@ -87,6 +103,7 @@ pub async fn run(
             prune_foreign: args.prune_foreign,
         },
         overlap_days: args.overlap_days,
+        prune_old: args.prune_old,
     };
     let session = Arc::new(Session::from_global(global)?);
     let apps = find_apps(&session.client, &desired).await?;
@@ -141,7 +158,9 @@ pub async fn run(
                 customer: d.customer.clone(),
                 app_id: None,
                 outcome: Outcome::Failed,
+                policy: d.secret.held_by,
                 reason: "the rotation failed".into(),
+                hand_off: None,
                 secret: None,
                 pruned: Vec::new(),
                 kept: Vec::new(),
@@ -159,6 +178,7 @@ pub async fn run(
             "overlap_days": opts.overlap_days,
             "if_expiring_within": opts.if_expiring_within,
             "prune_foreign": opts.policy.prune_foreign,
+            "prune_old": opts.prune_old,
             "services": reports,
             "graph": session.client.stats(),
         }));
@@ -262,12 +282,67 @@ async fn rotate_one(
         customer: d.customer.clone(),
         app_id: Some(app_id.clone()),
         outcome: Outcome::Skipped,
+        policy: d.secret.held_by,
         reason: String::new(),
+        hand_off: None,
         secret: None,
         pruned: Vec::new(),
         kept: Vec::new(),
         error: None,
     };
+    if opts.prune_old {
+        let now = OffsetDateTime::now_utc();
+        let held = match &view {
+            VaultView::Unreadable => {
+                report.reason = "--prune-old: the vault cannot be read back, so which secret it holds is not known; nothing is pruned".into();
+                report.kept = rotation::keep_all(&creds, marker, KeepReason::VaultUnreadable);
+                return Ok(report);
+            }
+            _ => rotation::vault_held(&creds, &view)
+                .filter(|c| rotation::is_valid(c, now))
+                .and_then(|c| c.key_id.clone()),
+        };
+        let Some(held) = held else {
+            report.reason = "--prune-old: the vault holds no valid credential of the app; nothing is pruned (run `entraform rotate` first)".into();
+            report.kept = rotation::keep_all(&creds, marker, KeepReason::VaultHoldsNone);
+            return Ok(report);
+        };
+        let plan = rotation::select_prune_old(&creds, marker, &held, now);
+        report.reason = format!(
+            "--prune-old: removing this tool's secrets the vault no longer holds (it holds keyId {held})"
+        );
+        report.kept = plan.keep;
+        if plan.remove.is_empty() {
+            report.reason =
+                format!("--prune-old: nothing to remove (the vault holds keyId {held})");
+            return Ok(report);
+        }
+        report.outcome = Outcome::Pruned;
+        printer.status(&format!(
+            "{}: pruning {} old secret(s) the vault no longer holds: {}",
+            d.service,
+            plan.remove.len(),
+            plan.remove
+                .iter()
+                .map(|c| c.key_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let detail = "pruned with --prune-old: the vault holds a newer secret".to_string();
+        remove_and_audit(
+            d,
+            &write,
+            &object_id,
+            &app_id,
+            plan.remove,
+            &audit_path,
+            printer,
+            &mut report,
+            |_| detail.clone(),
+        )
+        .await;
+        return Ok(report);
+    }
     // Which keyId the vault holds once this run is done (never pruned).
     let protected: Option<String> = match &due {
         Due::Rotate { reason } => {
@@ -337,13 +412,43 @@ async fn rotate_one(
         }
     };
 
-    let mut plan = rotation::select_prunable(
-        &creds,
-        marker,
-        protected.as_deref(),
-        opts.policy,
-        OffsetDateTime::now_utc(),
-    );
+    let mut plan = match d.secret.held_by {
+        HeldBy::Machines => rotation::select_prunable(
+            &creds,
+            marker,
+            protected.as_deref(),
+            opts.policy,
+            OffsetDateTime::now_utc(),
+        ),
+        // People may hold any of them: nothing goes on a schedule (orphans below still do).
+        HeldBy::People => {
+            let mut plan = rotation::PrunePlan::default();
+            for k in rotation::keep_all(&creds, marker, KeepReason::HeldByPeople) {
+                let reason = if protected.as_deref() == Some(k.credential.key_id.as_str()) {
+                    KeepReason::InVault
+                } else if !k.credential.by_entraform {
+                    KeepReason::Foreign
+                } else {
+                    KeepReason::HeldByPeople
+                };
+                plan.keep.push(Kept { reason, ..k });
+            }
+            plan
+        }
+    };
+    if d.secret.held_by == HeldBy::People
+        && let Some(m) = &report.secret
+    {
+        let manifest = d.source.display();
+        report.hand_off = Some(format!(
+            "whoever added the {} connector in claude.ai must now get the new secret (keyId {}, \
+             hint {}): they enter it in the connector's Advanced settings (OAuth Client Secret). \
+             Hand it over from the vault without showing it: `entraform send {manifest} --to \
+             PERSON`. The old secret stays valid until `entraform rotate {manifest} \
+             --prune-old` (or its own expiry)",
+            d.service, m.key_id, m.hint
+        ));
+    }
     // An interrupted run's orphans go now, overlap or not (SPEC §5: no valid secret the vault
     // does not hold).
     for o in &orphaned {
@@ -384,34 +489,62 @@ async fn rotate_one(
             keys(&older_keys)
         ));
     }
-    let results = remove_all(&write, &object_id, &plan.remove).await;
+    let detail = |cred: &CredentialRef| {
+        if orphaned.iter().any(|o| o.key_id == cred.key_id) {
+            "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
+                .to_string()
+        } else {
+            format!(
+                "pruned: a newer secret has existed for at least {} day(s)",
+                opts.overlap_days
+            )
+        }
+    };
+    remove_and_audit(
+        d,
+        &write,
+        &object_id,
+        &app_id,
+        plan.remove,
+        &audit_path,
+        printer,
+        &mut report,
+        detail,
+    )
+    .await;
+    Ok(report)
+}
+
+/// Remove `remove`, one audit record each (`detail` says why it went), and record the outcome
+/// in `report` (pruned, or failed with the keyIds left).
+#[allow(clippy::too_many_arguments)]
+async fn remove_and_audit(
+    d: &Desired,
+    write: &GraphWrite,
+    object_id: &str,
+    app_id: &str,
+    remove: Vec<CredentialRef>,
+    audit_path: &Path,
+    printer: &Printer,
+    report: &mut ServiceRotation,
+    detail: impl Fn(&CredentialRef) -> String,
+) {
+    let results = remove_all(write, object_id, &remove).await;
     let mut failures = Vec::new();
-    for (cred, result) in plan.remove.into_iter().zip(results) {
-        let orphan = orphaned.iter().any(|o| o.key_id == cred.key_id);
+    for (cred, result) in remove.into_iter().zip(results) {
         let (outcome, detail) = match &result {
-            Ok(()) if orphan => (
-                AuditOutcome::Success,
-                "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
-                    .to_string(),
-            ),
-            Ok(()) => (
-                AuditOutcome::Success,
-                format!(
-                    "pruned: a newer secret has existed for at least {} day(s)",
-                    opts.overlap_days
-                ),
-            ),
+            Ok(()) => (AuditOutcome::Success, detail(&cred)),
             Err(e) => (AuditOutcome::Failed, format!("pruning failed: {e}")),
         };
         let record = audit_record(
             d,
-            &app_id,
+            app_id,
             AuditAction::RemoveSecret,
             outcome,
             Some(&cred),
             detail,
         );
-        if let Err(e) = audit::append(&audit_path, &record) {
+        if let Err(e) = audit::append(audit_path, &record) {
             printer.warn(&format!(
                 "cannot append to the audit log {}: {e}",
                 audit_path.display()
@@ -441,7 +574,6 @@ async fn rotate_one(
             )),
         });
     }
-    Ok(report)
 }
 
 fn prefix(service: &str, e: Error) -> Error {
@@ -492,6 +624,7 @@ fn render_text(reports: &[ServiceRotation]) -> String {
     let headers = [
         "SERVICE",
         "RESULT",
+        "HELD BY",
         "NEW KEY ID",
         "HINT",
         "EXPIRES",
@@ -517,9 +650,11 @@ fn render_text(reports: &[ServiceRotation]) -> String {
                 match r.outcome {
                     Outcome::Rotated => "rotated",
                     Outcome::Skipped => "skipped",
+                    Outcome::Pruned => "pruned",
                     Outcome::Failed => "FAILED",
                 }
                 .into(),
+                r.policy.as_str().into(),
                 key,
                 hint,
                 expires,
@@ -545,6 +680,9 @@ fn render_text(reports: &[ServiceRotation]) -> String {
                     ", proven with a token request"
                 }
             ));
+        }
+        if let Some(h) = &r.hand_off {
+            out.push_str(&format!("  next: {h}\n"));
         }
         for c in &r.pruned {
             out.push_str(&format!(

@@ -125,6 +125,8 @@ pub struct ServiceSecrets {
     pub service: String,
     pub customer: String,
     pub app_id: Option<String>,
+    /// The manifest's `secret.held_by` (`people`: old secrets stay until `rotate --prune-old`).
+    pub held_by: crate::manifest::model::HeldBy,
     pub health: Health,
     /// What `health` means here, in words.
     pub summary: String,
@@ -249,6 +251,7 @@ fn assess(
         service: d.service.clone(),
         customer: d.customer.clone(),
         app_id: None,
+        held_by: d.secret.held_by,
         health: Health::Error,
         summary: String::new(),
         vault: None,
@@ -319,6 +322,25 @@ fn assess(
             }
         }
     };
+    if let Some(c) = current
+        && !assumed
+        && d.secret.held_by == crate::manifest::model::HeldBy::People
+    {
+        let older = creds
+            .iter()
+            .filter(|o| {
+                o.key_id != c.key_id && rotation::is_ours(o, marker) && rotation::is_valid(o, now)
+            })
+            .count();
+        if older > 0 {
+            out.summary.push_str(&format!(
+                "; {older} other secret(s) of this tool still valid, which people may still use \
+                 in a connector: `entraform rotate {} --prune-old` removes them once everyone \
+                 has the vault's",
+                d.source.display()
+            ));
+        }
+    }
     out.vault = Some(vault);
     out
 }

@@ -30,8 +30,26 @@ pub struct Faults {
     /// The next N Graph requests get a 503 (after `throttle_next`).
     pub error_next: u32,
     /// Only Graph requests whose `"METHOD /path"` (path after `/v1.0`) contains this string
-    /// are subject to throttling and errors (e.g. `"POST /servicePrincipals"`).
+    /// are subject to throttling, errors and lost answers (e.g. `"POST /servicePrincipals"`).
     pub matching: Option<String>,
+    /// The next N Graph requests are carried out, then their answer is lost as `lostAnswer`
+    /// says: what a client sees when a gateway gives up on a request that ran, or the
+    /// connection drops after the request was sent. The change stays made.
+    pub lose_answer_next: u32,
+    /// How an answer is lost (`loseAnswerNext`).
+    pub lost_answer: LostAnswer,
+}
+
+/// How [`Faults::lose_answer_next`] loses an answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostAnswer {
+    /// 504 `GatewayTimeout`, as Graph's front end answers when the service behind it did not
+    /// answer in time (<https://learn.microsoft.com/graph/errors>: "504 Gateway Timeout").
+    #[default]
+    GatewayTimeout,
+    /// The connection is closed without an answer (inside a `$batch`: a 504 for that request).
+    Reset,
 }
 
 impl Default for Faults {
@@ -46,6 +64,8 @@ impl Default for Faults {
             throttle_next: 0,
             error_next: 0,
             matching: None,
+            lose_answer_next: 0,
+            lost_answer: LostAnswer::GatewayTimeout,
         }
     }
 }
@@ -103,14 +123,28 @@ impl FaultState {
         Ok(next)
     }
 
-    /// Decide whether this Graph request fails; `None` lets it through.
-    pub fn draw(&mut self, method: &str, path: &str) -> Option<GraphError> {
-        let f = &mut self.faults;
-        if let Some(m) = &f.matching
-            && !format!("{method} {path}").contains(m.as_str())
-        {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.faults
+            .matching
+            .as_ref()
+            .is_none_or(|m| format!("{method} {path}").contains(m.as_str()))
+    }
+
+    /// After a Graph request ran: whether its answer is lost, and how.
+    pub fn lose_answer(&mut self, method: &str, path: &str) -> Option<LostAnswer> {
+        if self.faults.lose_answer_next == 0 || !self.matches(method, path) {
             return None;
         }
+        self.faults.lose_answer_next -= 1;
+        Some(self.faults.lost_answer)
+    }
+
+    /// Decide whether this Graph request fails; `None` lets it through.
+    pub fn draw(&mut self, method: &str, path: &str) -> Option<GraphError> {
+        if !self.matches(method, path) {
+            return None;
+        }
+        let f = &mut self.faults;
         let retry_after = (f.retry_after_secs > 0.0).then(|| format_secs(f.retry_after_secs));
         if f.throttle_next > 0 {
             f.throttle_next -= 1;
@@ -157,6 +191,15 @@ fn throttled(retry_after: Option<String>) -> GraphError {
         e.headers.push(("Retry-After".into(), r));
     }
     e
+}
+
+/// The 504 of a lost answer (the request ran).
+pub(crate) fn gateway_timeout() -> GraphError {
+    GraphError::new(
+        504,
+        "UnknownError",
+        "The gateway did not receive a response from the service in time.",
+    )
 }
 
 fn unavailable(retry_after: Option<String>) -> GraphError {
@@ -213,6 +256,15 @@ mod tests {
         assert_eq!(s.draw("POST", "/servicePrincipals").unwrap().status, 503);
         assert!(s.draw("POST", "/servicePrincipals").is_none());
         assert!(s.update(&json!({"throttleRate": 2.0})).is_err());
+        // Lost answers count down on matching requests only, after the request ran.
+        s.update(&json!({"loseAnswerNext": 1, "lostAnswer": "reset"}))
+            .unwrap();
+        assert_eq!(s.lose_answer("GET", "/applications"), None);
+        assert_eq!(
+            s.lose_answer("POST", "/servicePrincipals"),
+            Some(LostAnswer::Reset)
+        );
+        assert_eq!(s.lose_answer("POST", "/servicePrincipals"), None);
         assert!(s.update(&json!({"bogus": 1})).is_err());
     }
 }

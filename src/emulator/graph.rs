@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::errors::{Ctx, GraphError, GraphResult};
+use super::faults::LostAnswer;
 use super::odata::{self, Key};
 use super::state::{
     Obj, State, application_prop_names, grant_id, merge, roles, service_principal_prop_names,
@@ -48,8 +49,20 @@ pub(crate) fn handle(
     if req.method != "GET" && resp.status < 400 {
         shared.persist(&inner.state);
     }
-    (resp, None)
+    // The request ran; its answer may still be lost on the way back.
+    match inner.faults.lose_answer(&req.method, &req.path) {
+        Some(LostAnswer::GatewayTimeout) => (
+            super::faults::gateway_timeout().to_resp(ctx),
+            Some("lost_answer"),
+        ),
+        // The server drops the connection on this kind (a `$batch` sends the 504).
+        Some(LostAnswer::Reset) => (super::faults::gateway_timeout().to_resp(ctx), Some(RESET)),
+        None => (resp, None),
+    }
 }
+
+/// The fault kind on which the server closes the connection instead of answering.
+pub(crate) const RESET: &str = "reset";
 
 /// Who is calling: the app behind the bearer token and its app roles.
 pub(crate) struct Caller {

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use faults::Faults;
+pub use faults::{Faults, LostAnswer};
 pub use state::{GRAPH_APP_ID, USER_READ_ID};
 
 use crate::secret::Secret;

@@ -218,6 +218,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     };
     let is_batch = path == "/v1.0/$batch";
+    let reset = fault == Some(graph::RESET);
     let log_resp = resp.clone();
     record(
         &shared,
@@ -231,6 +232,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         if is_batch { inner_records } else { Vec::new() },
         fault,
     );
+    if reset {
+        return Response::new(Body::new(Reset));
+    }
     to_response(resp, &ctx, kind)
 }
 
@@ -286,6 +290,24 @@ fn token_refused(problem: TokenProblem, ctx: &Ctx) -> Resp {
         "Bearer realm=\"entraform-emulator\"".into(),
     ));
     e.to_resp(ctx)
+}
+
+/// A body that fails at once: hyper then closes the connection instead of finishing the
+/// answer, so the client sees its request go unanswered (fault `lostAnswer: reset`).
+struct Reset;
+
+impl hyper::body::Body for Reset {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other(
+            "injected fault: connection reset",
+        ))))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

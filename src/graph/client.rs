@@ -156,6 +156,12 @@ pub struct GraphRequest {
     pub sensitive: bool,
     /// Whether repeating the request after a 500/502 is safe (default: not for POST).
     pub idempotent: bool,
+    /// Never re-sent once it may have reached Graph (`addPassword`: a second call mints a
+    /// second secret). Retried only after a 429 or 503, which Graph documents as "not served,
+    /// repeat after a delay" (<https://learn.microsoft.com/graph/errors>), or a failure to
+    /// connect; never after a 504 (a gateway gave up waiting: the request may have run), a
+    /// timeout, or a connection lost after the request was written.
+    pub at_most_once: bool,
 }
 
 impl GraphRequest {
@@ -169,6 +175,7 @@ impl GraphRequest {
             replication_retry: false,
             sensitive: false,
             idempotent,
+            at_most_once: false,
         }
     }
     pub fn get(path: impl Into<String>) -> Self {
@@ -198,6 +205,31 @@ impl GraphRequest {
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
+    }
+    /// See [`GraphRequest::at_most_once`].
+    pub fn at_most_once(mut self) -> Self {
+        self.at_most_once = true;
+        self.idempotent = false;
+        self
+    }
+}
+
+/// A request that failed, and whether Graph may have carried it out all the same.
+#[derive(Debug)]
+pub struct SendFailure {
+    pub error: GraphError,
+    /// The request may have reached Graph and run: a 5xx, a 408, a timeout, a connection lost
+    /// after the request was written, or a 2xx whose body could not be read. `false` means
+    /// Graph certainly did nothing (it refused the request, or it was never sent).
+    pub maybe_done: bool,
+}
+
+impl From<GraphError> for SendFailure {
+    fn from(error: GraphError) -> Self {
+        SendFailure {
+            error,
+            maybe_done: false,
+        }
     }
 }
 
@@ -471,6 +503,12 @@ impl GraphClient {
         self.execute(req, true).await
     }
 
+    /// Like [`GraphClient::send`], but a failure says whether Graph may have carried the
+    /// request out (see [`SendFailure::maybe_done`]): for requests that are not repeatable.
+    pub async fn send_reporting(&self, req: &GraphRequest) -> Result<GraphResponse, SendFailure> {
+        self.execute_reporting(req, true).await
+    }
+
     /// GET a JSON object; 404 → `None`.
     pub async fn get_optional<T: DeserializeOwned>(
         &self,
@@ -521,11 +559,22 @@ impl GraphClient {
         req: &GraphRequest,
         count_first: bool,
     ) -> Result<GraphResponse, GraphError> {
+        self.execute_reporting(req, count_first)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    async fn execute_reporting(
+        &self,
+        req: &GraphRequest,
+        count_first: bool,
+    ) -> Result<GraphResponse, SendFailure> {
         if !req.path.starts_with('/') {
             return Err(GraphError::invalid(format!(
                 "Graph path must start with '/': {}",
                 req.path
-            )));
+            ))
+            .into());
         }
         let policy = &self.inner.retry;
         let url = format!("{}{}", self.inner.base, req.path);
@@ -562,15 +611,20 @@ impl GraphClient {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(method = %method_s, path = %req.path, attempt, error = %e, "Graph request failed");
+                    // A connect error: nothing was sent. Anything else (a timeout, a reset)
+                    // may have come after Graph received the whole request.
                     let safe = e.is_connect() || (e.is_timeout() && req.idempotent);
                     if safe && attempt < policy.max_attempts {
                         tokio::time::sleep(policy.backoff(attempt)).await;
                         continue;
                     }
-                    return Err(GraphError::Transport {
-                        method: method_s,
-                        path: req.path.clone(),
-                        message: error_text(&e),
+                    return Err(SendFailure {
+                        error: GraphError::Transport {
+                            method: method_s,
+                            path: req.path.clone(),
+                            message: error_text(&e),
+                        },
+                        maybe_done: !e.is_connect(),
                     });
                 }
             };
@@ -586,10 +640,14 @@ impl GraphClient {
             let body = match resp.bytes().await {
                 Ok(b) => Zeroizing::new(Vec::from(b)),
                 Err(e) => {
-                    return Err(GraphError::Transport {
-                        method: method_s,
-                        path: req.path.clone(),
-                        message: format!("reading the response: {}", error_text(&e)),
+                    return Err(SendFailure {
+                        error: GraphError::Transport {
+                            method: method_s,
+                            path: req.path.clone(),
+                            message: format!("reading the response: {}", error_text(&e)),
+                        },
+                        // The status line came: a 2xx ran, an error status did not.
+                        maybe_done: (200..300).contains(&status) || status >= 500,
                     });
                 }
             };
@@ -630,15 +688,21 @@ impl GraphClient {
                 self.bearer(true).await?;
                 continue;
             }
-            if err.is_transient()
-                && (req.idempotent || matches!(status, 429 | 503 | 504))
-                && attempt < policy.max_attempts
-            {
+            let maybe_done = status >= 500 || status == 408;
+            let repeatable = if req.at_most_once {
+                matches!(status, 429 | 503)
+            } else {
+                req.idempotent || matches!(status, 429 | 503 | 504)
+            };
+            if err.is_transient() && repeatable && attempt < policy.max_attempts {
                 let wait = match err.retry_after {
                     Some(secs) => {
                         let wait = Duration::from_secs_f64(secs);
                         if wait > policy.max_retry_after {
-                            return Err(err.into());
+                            return Err(SendFailure {
+                                error: err.into(),
+                                maybe_done,
+                            });
                         }
                         wait
                     }
@@ -661,7 +725,10 @@ impl GraphClient {
                 attempt -= 1;
                 continue;
             }
-            return Err(err.into());
+            return Err(SendFailure {
+                error: err.into(),
+                maybe_done,
+            });
         }
     }
 

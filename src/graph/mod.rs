@@ -19,8 +19,8 @@ pub use auth::{
     AuthConfig, AuthError, CredentialKind, OperatorCredential, ProveError, prove_secret,
 };
 pub use client::{
-    BatchRequest, BatchResponse, GraphClient, GraphRequest, GraphResponse, RetryPolicy, Stats,
-    TokenSource,
+    BatchRequest, BatchResponse, GraphClient, GraphRequest, GraphResponse, RetryPolicy,
+    SendFailure, Stats, TokenSource,
 };
 pub use error::{ApiError, GraphError};
 
@@ -355,23 +355,50 @@ impl GraphWrite {
     }
 
     /// `POST /applications/{id}/addPassword`. The secret goes from the response bytes straight
-    /// into a [`Secret`]; the bytes are zeroized and nothing is logged. Never retried after a
-    /// 500/502 (a second call would mint a second secret).
+    /// into a [`Secret`]; the bytes are zeroized and nothing is logged. Never re-sent once it
+    /// may have reached Graph (a second call would mint a second secret): a failure says
+    /// whether the credential may exist all the same ([`SendFailure::maybe_done`]), and the
+    /// caller reconciles ([`crate::secret_flow`]).
     pub async fn add_password(
         &self,
         app_object_id: &str,
         display_name: &str,
         end: time::OffsetDateTime,
-    ) -> Result<(PasswordCredential, Secret), GraphError> {
+    ) -> Result<(PasswordCredential, Secret), SendFailure> {
         let req = self.send_req(requests::add_password(app_object_id, display_name, end)?);
-        let resp = self.client.send(&req).await?;
-        let (credential, secret) = resp.json::<AddedPassword>()?.split();
-        let secret = secret.ok_or_else(|| GraphError::Decode {
-            method: "POST".into(),
-            path: req.path.clone(),
-            message: "addPassword answered without secretText".into(),
+        let resp = self.client.send_reporting(&req).await?;
+        // A 2xx: the credential exists, whatever the body holds.
+        let created = |error: GraphError| SendFailure {
+            error,
+            maybe_done: true,
+        };
+        let (credential, secret) = resp.json::<AddedPassword>().map_err(created)?.split();
+        let secret = secret.ok_or_else(|| {
+            created(GraphError::Decode {
+                method: "POST".into(),
+                path: req.path.clone(),
+                message: "addPassword answered without secretText".into(),
+            })
         })?;
         Ok((credential, secret))
+    }
+
+    /// The app's password credentials as Graph lists them now (`GET /applications/{id}
+    /// ?$select=passwordCredentials`); used to settle an `addPassword` of unknown outcome.
+    pub async fn password_credentials(
+        &self,
+        app_object_id: &str,
+    ) -> Result<Vec<PasswordCredential>, GraphError> {
+        let path = format!(
+            "/applications/{}?$select=id,passwordCredentials",
+            requests::encode_key(app_object_id)
+        );
+        let app: Application = self
+            .client
+            .send(&GraphRequest::get(path).replication_retry(true))
+            .await?
+            .json()?;
+        Ok(app.password_credentials.unwrap_or_default())
     }
 
     /// `POST /applications/{id}/removePassword`.
@@ -598,7 +625,8 @@ pub mod requests {
             format!("/applications/{}/addPassword", encode_key(app_object_id)),
             json!({"passwordCredential": {"displayName": display_name, "endDateTime": end}}),
         )
-        .sensitive())
+        .sensitive()
+        .at_most_once())
     }
 
     pub fn remove_password(app_object_id: &str, key_id: &str) -> GraphRequest {

@@ -1007,6 +1007,7 @@ pub fn lower(
                 .secret_display_name
                 .clone()
                 .unwrap_or_else(|| format!("entraform {}", m.service)),
+            held_by: m.secret.held_by,
         },
         vault,
         deploy,

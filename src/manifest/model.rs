@@ -199,9 +199,44 @@ pub struct ServiceManifest {
     /// A vault for this service instead of the one in defaults.yaml.
     #[serde(default)]
     pub vault: Option<VaultConfig>,
+    /// Who holds the client secret besides the vault; decides how `rotate` retires old secrets.
+    #[serde(default)]
+    pub secret: ServiceSecret,
     /// Replace derived values (rarely needed; every one of them has a derived default).
     #[serde(default)]
     pub overrides: Overrides,
+}
+
+/// `secret:` in a service manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSecret {
+    /// `people` (default): whoever added the connector in claude.ai typed the secret into its
+    /// Advanced settings, so `rotate` never removes an old secret on its own schedule (only
+    /// `rotate --prune-old`, or its expiry). `machines`: only programs read it from the vault,
+    /// and `rotate --overlap-days` prunes.
+    #[serde(default)]
+    pub held_by: HeldBy,
+}
+
+/// Who holds a client secret besides the vault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HeldBy {
+    /// People: the connector's users typed it in (every connector app, unless declared).
+    #[default]
+    People,
+    /// Only machines, which read it from the vault.
+    Machines,
+}
+
+impl HeldBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldBy::People => "people",
+            HeldBy::Machines => "machines",
+        }
+    }
 }
 
 /// Permissions on one API.

@@ -149,6 +149,16 @@ impl VaultError {
         }
     }
 
+    /// Whether the vault may hold something else than before the failed call: a push that
+    /// failed, timed out or was killed may have written all, part or none of the value (a CLI
+    /// that exits non-zero after updating its store, a timeout after the write landed), and a
+    /// failed or mismatched read-back follows a write. Only a refusal before anything ran
+    /// (configuration, shape check) leaves the vault certainly untouched. The caller settles
+    /// the rest by reading the vault again ([`crate::secret_flow`]).
+    pub fn may_have_written(&self) -> bool {
+        !matches!(self.stage(), VaultStage::Config | VaultStage::Check)
+    }
+
     /// Which step failed.
     pub fn stage(&self) -> VaultStage {
         match self {

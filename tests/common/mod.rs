@@ -80,6 +80,7 @@ pub fn service(name: &str, proxy_port: u16, app_id: Option<&str>) -> Desired {
             vault_path: format!("{name}/axe/mcp-client-secret"),
             lifetime_days: 730,
             display_name: "entraform".into(),
+            held_by: Default::default(),
         },
         vault: VaultConfig::Command {
             push: vec![

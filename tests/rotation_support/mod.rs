@@ -85,12 +85,18 @@ pub struct World {
 
 const PUSH: &str = r#"#!/bin/sh
 # A vault CLI stand-in: the secret arrives on stdin; `fail-push` makes the write fail,
-# `arm-get-failure` makes the read-back after this write fail.
+# `arm-get-failure` makes the read-back after this write fail, `push-then-fail` writes and
+# then exits 1 (as a CLI does that updates its store and then fails to sync), `push-then-die`
+# writes and is then killed (both once), `push-race` writes, then another operator's write of
+# `foreign-value` lands, then the push exits 1.
 set -e
 mkdir -p store
 f="store/$(printf '%s' "$1" | tr / _)"
 if [ -e fail-push ]; then echo "vault: connection refused" >&2; exit 1; fi
 cat > "$f"
+if [ -e push-then-fail ]; then rm push-then-fail; echo "vault: sync failed" >&2; exit 1; fi
+if [ -e push-then-die ]; then rm push-then-die; kill -KILL $$; fi
+if [ -e push-race ]; then cp foreign-value "$f"; echo "vault: conflict" >&2; exit 1; fi
 if [ -e arm-get-failure ]; then rm arm-get-failure; touch fail-get; fi
 "#;
 
@@ -178,9 +184,26 @@ impl World {
         }
     }
 
-    /// Create a control file of the command vault (`fail-push`, `arm-get-failure`).
+    /// Create a control file of the command vault (`fail-push`, `arm-get-failure`, …).
     pub fn arm(&self, name: &str) {
         std::fs::write(self.manifests().join(name), "").unwrap();
+    }
+
+    /// Write a control file with content (`foreign-value`).
+    pub fn arm_with(&self, name: &str, content: &str) {
+        std::fs::write(self.manifests().join(name), content).unwrap();
+    }
+
+    /// Add `line` under the service manifest's top level (e.g. `secret: {held_by: machines}`).
+    pub fn manifest_line(&self, service: &str, line: &str) {
+        let path = self.manifests().join(format!("{service}.yaml"));
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(path, text).unwrap();
     }
 
     pub fn disarm(&self, name: &str) {
