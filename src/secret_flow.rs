@@ -133,7 +133,13 @@ pub async fn mint_when_ready(
     ready: impl std::future::Future<Output = Result<(), Error>>,
 ) -> Result<Minted, Error> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
-    let previous = vault_get(vault.clone(), target.vault_path).await?;
+    // A read that failed and may only mean "no such entry" (no missing-entry rule declared)
+    // is taken as an empty vault: the read-back after the push decides (VaultError::may_be_absent).
+    let previous = match vault_get(vault.clone(), target.vault_path).await {
+        Ok(previous) => previous,
+        Err(e) if e.may_be_absent() => None,
+        Err(e) => return Err(e.into()),
+    };
     let end = OffsetDateTime::now_utc() + time::Duration::days(i64::from(target.lifetime_days));
     let (cred, secret) = write
         .add_password(target.app_object_id, target.display_name, end)

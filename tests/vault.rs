@@ -371,10 +371,10 @@ fn command_round_trip_secret_only_on_stdin() {
     )
     .unwrap();
     let vault = open(
-        &VaultConfig::Command {
-            push: vec![push, "{path}".into()],
-            get: Some(vec![get, "{path}".into()]),
-        },
+        &VaultConfig::Command(entraform::vault::CommandConfig::new(
+            vec![push, "{path}".into()],
+            Some(vec![get, "{path}".into()]),
+        )),
         dir.path(),
         ENV,
     )
