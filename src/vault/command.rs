@@ -614,11 +614,11 @@ enum Stream {
     Err,
 }
 
-/// Wait until `until` for both streams' end-of-file; `None` for a stream that did not end.
-fn collect(
-    rx: &mpsc::Receiver<(Stream, Zeroizing<Vec<u8>>)>,
-    until: Instant,
-) -> (Option<Zeroizing<Vec<u8>>>, Option<Zeroizing<Vec<u8>>>) {
+/// A captured stream; `None` when it did not reach end-of-file in time.
+type Ended = Option<Zeroizing<Vec<u8>>>;
+
+/// Wait until `until` for both streams' end-of-file (stdout, stderr).
+fn collect(rx: &mpsc::Receiver<(Stream, Zeroizing<Vec<u8>>)>, until: Instant) -> (Ended, Ended) {
     let (mut stdout, mut stderr) = (None, None);
     while stdout.is_none() || stderr.is_none() {
         let wait = until.saturating_duration_since(Instant::now());

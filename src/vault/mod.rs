@@ -278,6 +278,20 @@ pub fn store_verified(
                     ),
                 });
             }
+            // After a write, a failed read is never "maybe absent": the read-back must succeed.
+            Err(VaultError::ReadUnsure {
+                backend,
+                path,
+                reason,
+                hint,
+            }) => {
+                return Err(VaultError::ReadFailed {
+                    backend,
+                    path,
+                    reason,
+                    hint,
+                });
+            }
             Err(other) => return Err(other),
         };
         let Some(back) = back else {
