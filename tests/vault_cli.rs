@@ -504,6 +504,20 @@ async fn a_failing_get_without_a_rule_does_not_block_the_first_apply() {
     let text = run.stdout.clone();
     assert!(text.contains("Not found."), "{text}");
     assert!(!text.contains("holds no secret"), "{text}");
+
+    // `rotate` with the entry gone: not fatal either; the new secret is written and read back.
+    let run = h.run(&["rotate", HIVE]).await;
+    run.expect(0);
+    assert!(
+        run.diagnostics()
+            .contains("taken as: the vault holds nothing usable"),
+        "{}",
+        run.diagnostics()
+    );
+    let rotated = h
+        .command_vault_secret(HIVE_VAULT_PATH)
+        .expect("rotate stored a secret");
+    assert!(h.emu.issued_secrets().iter().any(|s| s.same_as(&rotated)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
