@@ -565,9 +565,16 @@ impl CommandVault {
     }
 
     /// The error of a run that did not give a status: spawn, I/O, timeout, unfinished output.
-    fn run_failure(&self, e: RunError, argv: &[String], which: &str) -> (String, String) {
+    /// `secret`: what went to its stdin (redacted from what is shown).
+    fn run_failure(
+        &self,
+        e: RunError,
+        argv: &[String],
+        which: &str,
+        secret: Option<&Secret>,
+    ) -> (String, String) {
         let shown = Self::describe_argv(argv);
-        let stderr_of = |bytes: &[u8]| match excerpt(bytes, None, EXCERPT_LINES) {
+        let stderr_of = |bytes: &[u8]| match excerpt(bytes, secret, EXCERPT_LINES) {
             Some(text) => format!("\n  stderr:\n{text}"),
             None => String::new(),
         };
@@ -743,7 +750,7 @@ impl Vault for CommandVault {
         let captured = match self.run(&argv, Some(secret)) {
             Ok(c) => c,
             Err(e) => {
-                let (reason, hint) = self.run_failure(e, &argv, "push");
+                let (reason, hint) = self.run_failure(e, &argv, "push", Some(secret));
                 return Err(fail(reason, hint));
             }
         };
@@ -786,7 +793,7 @@ impl Vault for CommandVault {
         let captured = match self.run(&argv, None) {
             Ok(c) => c,
             Err(e) => {
-                let (reason, hint) = self.run_failure(e, &argv, "get");
+                let (reason, hint) = self.run_failure(e, &argv, "get", None);
                 return Err(fail(reason, hint));
             }
         };
@@ -889,7 +896,7 @@ impl Vault for CommandVault {
         let captured = match self.run(&argv, Some(secret)) {
             Ok(c) => c,
             Err(e) => {
-                let (reason, hint) = self.run_failure(e, &argv, "send");
+                let (reason, hint) = self.run_failure(e, &argv, "send", Some(secret));
                 return Err(fail(reason, hint));
             }
         };
