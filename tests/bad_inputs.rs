@@ -749,6 +749,21 @@ async fn the_bad_input_table_is_current() {
     )
     .await;
     let d = t.case_dir();
+    t.set_vault(
+        &d,
+        "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  send: [./send.sh, \"{path}\", \"{to}\"]\n",
+    );
+    t.script(&d, "push.sh", "cat > /dev/null");
+    t.script(&d, "send.sh", "cat > /dev/null");
+    t.run(
+        &d,
+        v,
+        "`send` with a vault that has no `get` command",
+        &["send", HIVE, "--to", "jane@axelabs.ai"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
     t.run(
         &d,
         v,
