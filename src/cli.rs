@@ -89,6 +89,19 @@ pub enum Command {
     Drift(DriftArgs),
     /// Write the app's Graph JSON (no secrets), usable as a `drift --reference` file.
     Export(ExportArgs),
+    /// Hand a service's client secret to a person with the vault's `send:` command (declared
+    /// in defaults.yaml): the secret is read from the vault and goes on the command's stdin,
+    /// never to the terminal. Example: `entraform send manifests/hive.yaml --to jane@axelabs.ai`.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The service manifest (e.g. manifests/hive.yaml) whose secret is handed out.
+    pub manifest: PathBuf,
+    /// Who gets it: substituted for `{to}` in the vault's `send:` command (e.g. an e-mail).
+    #[arg(long, value_name = "PERSON")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

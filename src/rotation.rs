@@ -99,6 +99,9 @@ pub fn due(
                 ),
                 VaultView::Empty => "the vault holds no secret".into(),
                 VaultView::Unreadable => "no valid credential made by entraform".into(),
+                VaultView::Unknown => {
+                    "the vault's read failed and is taken as holding nothing usable".into()
+                }
             },
         };
     };
@@ -149,7 +152,7 @@ pub fn describe(
         .map(|c| {
             let key_id = c.key_id.clone().unwrap_or_default();
             let in_vault = match vault {
-                VaultView::Unreadable => None,
+                VaultView::Unreadable | VaultView::Unknown => None,
                 _ => Some(held.as_deref() == Some(key_id.as_str())),
             };
             (

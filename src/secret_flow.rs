@@ -220,7 +220,13 @@ pub async fn mint_when_ready(
     ready: impl std::future::Future<Output = Result<(), Error>>,
 ) -> Result<Minted, Error> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
-    let previous = vault_get(vault.clone(), target.vault_path).await?;
+    // A read that failed and may only mean "no such entry" (no missing-entry rule declared)
+    // is taken as an empty vault: the read-back after the push decides (VaultError::may_be_absent).
+    let previous = match vault_get(vault.clone(), target.vault_path).await {
+        Ok(previous) => previous,
+        Err(e) if e.may_be_absent() => None,
+        Err(e) => return Err(e.into()),
+    };
     let began = OffsetDateTime::now_utc();
     // Whole seconds: the end date is how an unanswered attempt's credential is recognised.
     let end = began + time::Duration::days(i64::from(target.lifetime_days));

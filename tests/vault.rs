@@ -371,10 +371,10 @@ fn command_round_trip_secret_only_on_stdin() {
     )
     .unwrap();
     let vault = open(
-        &VaultConfig::Command {
-            push: vec![push, "{path}".into()],
-            get: Some(vec![get, "{path}".into()]),
-        },
+        &VaultConfig::Command(entraform::vault::CommandConfig::new(
+            vec![push, "{path}".into()],
+            Some(vec![get, "{path}".into()]),
+        )),
         dir.path(),
         ENV,
     )
@@ -628,6 +628,182 @@ fn command_timeout_and_missing_program() {
     assert_eq!(err.stage(), VaultStage::Write);
     assert!(err.hint().unwrap().contains("PATH"), "{:?}", err.hint());
     assert_clean(&err, &secret);
+}
+
+/// Whether process `pid` is gone (or a zombie waiting for its new parent to reap it).
+fn gone(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_gone(pid: &str) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    // The push starts a grandchild that would outlive it, then hangs.
+    let push = script(
+        dir.path(),
+        "push-spawns.sh",
+        "sleep 30 & echo $! > grandchild.pid; cat >/dev/null; sleep 30",
+    );
+    let vault = command_vault(dir.path(), &push, None).with_timeout(Duration::from_millis(800));
+    let secret = new_secret();
+    let err = store_verified(&vault, PATH, &secret).unwrap_err();
+    assert_eq!(err.stage(), VaultStage::Write);
+    assert!(
+        err.to_string().contains("every process it started"),
+        "{err}"
+    );
+    let pid = fs::read_to_string(dir.path().join("grandchild.pid")).unwrap();
+    assert!(
+        wait_gone(pid.trim()),
+        "the grandchild sleep {pid} still runs"
+    );
+    assert_clean(&err, &secret);
+}
+
+#[test]
+fn output_that_never_ends_is_an_error_not_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    // `get` exits 0 at once with no output, but leaves a process holding its stdout: what it
+    // printed is not known to be all of it, so this must not read as "absent".
+    let get = script(
+        dir.path(),
+        "get-leaves.sh",
+        "sleep 30 & echo $! > grandchild.pid",
+    );
+    let push = script(dir.path(), "push.sh", "cat >/dev/null");
+    let vault = command_vault(dir.path(), &push, Some(&get)).with_timeout(Duration::from_secs(20));
+    let start = Instant::now();
+    let err = vault.get(PATH).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(err.stage(), VaultStage::Read);
+    assert!(!err.may_be_absent());
+    assert!(err.to_string().contains("its output did not end"), "{err}");
+    let pid = fs::read_to_string(dir.path().join("grandchild.pid")).unwrap();
+    assert!(
+        wait_gone(pid.trim()),
+        "the grandchild sleep {pid} still runs"
+    );
+}
+
+fn vault_with_rule(
+    dir: &Path,
+    get_body: &str,
+    missing: Option<entraform::vault::MissingRule>,
+) -> CommandVault {
+    let push = script(dir, "push.sh", "cat >/dev/null");
+    let get = script(dir, "get-rule.sh", get_body);
+    let config = entraform::vault::CommandConfig {
+        missing,
+        ..entraform::vault::CommandConfig::new(
+            vec![push, "{path}".into()],
+            Some(vec![get, "{path}".into()]),
+        )
+    };
+    CommandVault::from_config(&config, dir).unwrap()
+}
+
+#[test]
+fn the_missing_entry_rule_decides_what_a_failing_get_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass_like = entraform::vault::MissingRule {
+        exit: vec![1],
+        stderr: Some("is not in the password store".into()),
+    };
+    // pass's own message for a missing entry → absent
+    let v = vault_with_rule(
+        dir.path(),
+        r#"echo "Error: $1 is not in the password store." >&2; exit 1"#,
+        Some(pass_like.clone()),
+    );
+    assert!(v.get(PATH).unwrap().is_none());
+    // the same exit code with another message (gpg cannot decrypt) → a failed read
+    let v = vault_with_rule(
+        dir.path(),
+        r#"echo "gpg: decryption failed: No secret key" >&2; exit 1"#,
+        Some(pass_like.clone()),
+    );
+    let err = v.get(PATH).unwrap_err();
+    assert!(matches!(err, VaultError::ReadFailed { .. }), "{err:?}");
+    assert!(!err.may_be_absent());
+    assert!(
+        err.hint()
+            .unwrap()
+            .contains("not the vault's missing-entry rule")
+    );
+    // another exit code with the message → a failed read
+    let v = vault_with_rule(
+        dir.path(),
+        r#"echo "Error: $1 is not in the password store." >&2; exit 2"#,
+        Some(pass_like),
+    );
+    assert!(v.get(PATH).is_err());
+    // secret-tool's rule: exit 1 and no stderr at all
+    let empty_stderr = entraform::vault::MissingRule {
+        exit: vec![1],
+        stderr: Some("^$".into()),
+    };
+    let v = vault_with_rule(dir.path(), "exit 1", Some(empty_stderr.clone()));
+    assert!(v.get(PATH).unwrap().is_none());
+    let v = vault_with_rule(
+        dir.path(),
+        "echo 'secret-tool: Cannot autolaunch D-Bus without X11' >&2; exit 1",
+        Some(empty_stderr),
+    );
+    assert!(v.get(PATH).is_err());
+    // no rule: unsure, which apply may take as absent and `secrets` may not
+    let v = vault_with_rule(dir.path(), r#"echo "Not found." >&2; exit 1"#, None);
+    let err = v.get(PATH).unwrap_err();
+    assert!(err.may_be_absent(), "{err:?}");
+    assert_eq!(err.stage(), VaultStage::Read);
+    assert!(err.to_string().contains("Not found."), "{err}");
+    // killed by a signal is never "absent", rule or not
+    let v = vault_with_rule(
+        dir.path(),
+        "kill -9 $$",
+        Some(entraform::vault::MissingRule {
+            exit: vec![],
+            stderr: None,
+        }),
+    );
+    assert!(!v.get(PATH).unwrap_err().may_be_absent());
+}
+
+#[test]
+fn failure_output_is_shown_without_terminal_control_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let push = script(
+        dir.path(),
+        "push-esc.sh",
+        r#"cat >/dev/null; printf '\033]0;owned\007\033[2J\033[1;31mvault locked\033[0m\r\n' >&2; exit 1"#,
+    );
+    let vault = command_vault(dir.path(), &push, None);
+    let err = vault.put(PATH, &new_secret()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("vault locked"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\r'),
+        "{text:?}"
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod rotate;
 mod sandbox;
 mod schema;
 mod secrets;
+mod send;
 mod session;
 mod verify;
 
@@ -38,5 +39,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Secrets(args) => secrets::run(args, &global, printer).await,
         Command::Drift(args) => drift::run(args, &global, printer).await,
         Command::Export(args) => export::run(args, &global, printer).await,
+        Command::Send(args) => send::run(args, &global, printer).await,
     }
 }

@@ -263,7 +263,11 @@ async fn rotate_one(
     };
     let marker = d.secret.display_name.as_str();
     let vault = session::open_vault(d, base)?;
-    let view = session::vault_view(Arc::clone(&vault), &d.secret.vault_path).await?;
+    let (view, warning) =
+        session::vault_view_before_mint(Arc::clone(&vault), &d.secret.vault_path).await?;
+    if let Some(w) = warning {
+        printer.warn(&format!("{}: {w}", d.service));
+    }
     let mut creds: Vec<PasswordCredential> = app.password_credentials.clone().unwrap_or_default();
     let audit_path = audit::default_path(base);
     let write = GraphWrite::new(session.client.clone());

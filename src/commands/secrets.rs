@@ -300,6 +300,7 @@ fn assess(
                 VaultView::Unreadable => {
                     "the vault cannot be read back and no valid entraform credential exists".into()
                 }
+                VaultView::Unknown => "the vault's read failed".into(),
             },
         ),
         Some(c) => {

@@ -76,6 +76,41 @@ pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, 
     })
 }
 
+/// What the vault holds, as apply, rotate and plan (which predicts apply) see it before minting:
+/// a failed read that may only mean "no such entry" (a `get` that failed and the vault
+/// declares no missing-entry rule) is taken as an empty vault, with a warning showing the
+/// (redacted) failure; the read-back after the push must still succeed. `secrets` and `verify`
+/// use [`vault_view`], where such a read is the failed read it is.
+/// The second value is the warning to print when the read was taken as empty.
+pub async fn vault_view_before_mint(
+    vault: Arc<dyn Vault>,
+    path: &str,
+) -> Result<(VaultView, Option<String>), Error> {
+    if !vault.can_read() {
+        return Ok((VaultView::Unreadable, None));
+    }
+    match crate::secret_flow::vault_get(vault, path).await {
+        Ok(Some(secret)) => Ok((
+            VaultView::Holds {
+                hint: secret.hint(),
+            },
+            None,
+        )),
+        Ok(None) => Ok((VaultView::Empty, None)),
+        Err(e) if e.may_be_absent() => Ok((VaultView::Unknown, Some(taken_as_empty(&e)))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The warning of a failed read taken as "nothing usable stored".
+fn taken_as_empty(e: &crate::vault::VaultError) -> String {
+    format!(
+        "{e}\n  taken as: the vault holds nothing usable at this path (a new secret is written \
+         and must then read back)\nhint: {}",
+        e.hint().unwrap_or_default()
+    )
+}
+
 /// Read Graph and the vault concurrently (the vault read is local, so it costs no round trip).
 pub async fn read_state(
     session: &Session,
@@ -84,9 +119,11 @@ pub async fn read_state(
 ) -> Result<(Observed, Observation), Error> {
     let (observed, view) = tokio::join!(
         observe(&session.client, desired),
-        vault_view(vault, &desired.secret.vault_path)
+        vault_view_before_mint(vault, &desired.secret.vault_path)
     );
-    let observed = observed?;
-    let observation = Observation::from_observed(observed.clone(), view?);
+    let mut observed = observed?;
+    let (view, warning) = view?;
+    observed.warnings.extend(warning);
+    let observation = Observation::from_observed(observed.clone(), view);
     Ok((observed, observation))
 }

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::diag::FieldPath;
-use super::model::{DefaultsManifest, PermissionRef, ServiceManifest};
+use super::model::{DefaultsManifest, PermissionRef, ServiceManifest, VaultChoice};
 use crate::desired::{
     AppSpec, DeploySpec, Desired, GrantResource, GrantSpec, MS_GRAPH_APP_ID, PermissionSpec,
     ResourceAccessSpec, ScopeSpec, SecretSpec, USER_READ_SCOPE_ID, known_graph_permission,
 };
-use crate::vault::VaultConfig;
+use crate::vault::{CommandConfig, VaultConfig};
 
 /// Which file a problem is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +306,23 @@ pub fn validate_defaults(d: &DefaultsManifest) -> Vec<Problem> {
         }
     }
     check_vault(&d.vault, root.k("vault"), Origin::Defaults, &mut out);
+    for (name, v) in &d.vaults {
+        let field = root.k("vaults").k(name);
+        if name == "default" {
+            out.push(Problem::defaults(
+                field.clone(),
+                "`default` is the name of defaults.yaml's `vault:`; expected another name",
+                "rename this vault, or make it the default by moving it to `vault:`",
+            ));
+        } else if !KEY_NAME.is_match(name) {
+            out.push(Problem::defaults(
+                field.clone(),
+                format!("{name:?} is not a vault name; expected [a-z][a-z0-9-]{{0,30}}"),
+                "use a short lowercase name, e.g. `pass` or `team-keyring`",
+            ));
+        }
+        check_vault(v, field, Origin::Defaults, &mut out);
+    }
     check_lifetime(
         d.secret.lifetime_days,
         root.k("secret").k("lifetime_days"),
@@ -356,6 +373,27 @@ fn upstream_problem(host: &str) -> Option<(String, String)> {
     }
 }
 
+/// Why a vault path cannot be used (`None`: fine). The path becomes an argument of vault
+/// commands and a key of the file/keyring backends: nothing that reads as an option
+/// (`-…`), climbs out of the vault's tree (`..`), or holds control characters.
+pub fn vault_path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        Some("is empty")
+    } else if path.starts_with('-') {
+        Some("starts with `-` (a vault command would read it as an option)")
+    } else if path.contains("..") {
+        Some("contains `..`")
+    } else if path.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if path.starts_with('/') {
+        Some("is absolute")
+    } else if path.chars().any(char::is_whitespace) {
+        Some("contains a space")
+    } else {
+        None
+    }
+}
+
 fn check_lifetime(days: u32, field: FieldPath, origin: Origin, out: &mut Vec<Problem>) {
     if days == 0 || days > 3650 {
         out.push(Problem {
@@ -369,6 +407,116 @@ fn check_lifetime(days: u32, field: FieldPath, origin: Origin, out: &mut Vec<Pro
     }
 }
 
+fn check_command(
+    c: &CommandConfig,
+    field: &FieldPath,
+    push: &mut impl FnMut(FieldPath, String, &str),
+) {
+    match c.effective_push() {
+        None => push(
+            field.k("push"),
+            "no `push` and no `preset`; expected one of them".into(),
+            "write `preset: pass` (or `secret-tool`), or `push: [PROGRAM, …, \"{path}\"]` (the secret goes to its stdin)",
+        ),
+        Some(argv) if argv.is_empty() || argv[0].trim().is_empty() => push(
+            field.k("push"),
+            "empty command; expected an argv like [axe, secret, push, \"{path}\", \"-\"]".into(),
+            "the secret goes to the command's stdin; `{path}` is replaced by the vault path",
+        ),
+        Some(argv) if !argv.iter().any(|a| a.contains("{path}")) => push(
+            field.k("push"),
+            format!("{argv:?} does not mention {{path}}; expected the vault path as an argument"),
+            "add \"{path}\" where the command takes the secret's name, e.g. [axe, secret, push, \"{path}\", \"-\"]",
+        ),
+        Some(_) => {}
+    }
+    let get = c.effective_get();
+    if let Some(get) = &get {
+        if get.is_empty() || get[0].trim().is_empty() {
+            push(
+                field.k("get"),
+                "empty command; expected an argv like [axe, secret, get, \"{path}\", \"-n\"] or no `get` at all".into(),
+                "remove `get:` to skip the read-back, or write the command",
+            );
+        } else if !get.iter().any(|a| a.contains("{path}")) {
+            push(
+                field.k("get"),
+                format!(
+                    "{get:?} does not mention {{path}}; expected the vault path as an argument"
+                ),
+                "add \"{path}\", e.g. [axe, secret, get, \"{path}\", \"-n\"]",
+            );
+        }
+    }
+    if let Some(rule) = &c.missing {
+        if get.is_none() {
+            push(
+                field.k("missing"),
+                "a missing-entry rule without a `get` command; expected `get:` beside it".into(),
+                "add the `get` command the rule is about, or remove `missing:`",
+            );
+        }
+        if rule.exit.is_empty() && rule.stderr.is_none() {
+            push(
+                field.k("missing"),
+                "an empty rule; expected `exit:` codes and/or a `stderr:` pattern".into(),
+                "e.g. `missing: {exit: [1], stderr: \"is not in the password store\"}` (pass)",
+            );
+        }
+        for (i, code) in rule.exit.iter().enumerate() {
+            if *code <= 0 || *code > 255 {
+                push(
+                    field.k("missing").k("exit").i(i),
+                    format!("{code}; expected a failing exit code, 1 to 255"),
+                    "exit 0 is success: a get that prints nothing with exit 0 is already \"absent\"",
+                );
+            }
+        }
+        if let Some(pattern) = &rule.stderr
+            && let Err(e) = Regex::new(pattern)
+        {
+            push(
+                field.k("missing").k("stderr"),
+                format!("{pattern:?} is not a regular expression: {e}"),
+                "write a regular expression searched in the get command's stderr, e.g. \"is not in the password store\" (`^$`: no stderr)",
+            );
+        }
+    }
+    if let Some(send) = &c.send {
+        if send.is_empty() || send[0].trim().is_empty() {
+            push(
+                field.k("send"),
+                "empty command; expected an argv like [axe, secret, send, \"{path}\", --to, \"{to}\"]".into(),
+                "remove `send:` or write the command (the secret goes to its stdin)",
+            );
+        } else if !send.iter().any(|a| a.contains("{to}")) {
+            push(
+                field.k("send"),
+                format!("{send:?} does not mention {{to}}; expected the recipient as an argument"),
+                "add \"{to}\" where the command takes the person, e.g. [axe, secret, send, \"{path}\", --to, \"{to}\"]",
+            );
+        }
+    }
+    for (i, name) in c.env.iter().enumerate() {
+        if let Some(message) = crate::vault::command::env_name_problem(name) {
+            push(
+                field.k("env").i(i),
+                message,
+                "list only the variables the vault CLI itself needs (its session or config)",
+            );
+        }
+    }
+    if let Some(t) = c.timeout_seconds
+        && !(1..=3600).contains(&t)
+    {
+        push(
+            field.k("timeout_seconds"),
+            format!("{t}; expected 1 to 3600 seconds"),
+            "remove it for the default of 60 seconds",
+        );
+    }
+}
+
 fn check_vault(v: &VaultConfig, field: FieldPath, origin: Origin, out: &mut Vec<Problem>) {
     let mut push = |field: FieldPath, message: String, hint: &str| {
         out.push(Problem {
@@ -379,41 +527,7 @@ fn check_vault(v: &VaultConfig, field: FieldPath, origin: Origin, out: &mut Vec<
         })
     };
     match v {
-        VaultConfig::Command { push: argv, get } => {
-            if argv.is_empty() || argv[0].trim().is_empty() {
-                push(
-                    field.k("push"),
-                    "empty command; expected an argv like [axe, secret, push, \"{path}\", \"-\"]"
-                        .into(),
-                    "the secret goes to the command's stdin; `{path}` is replaced by the vault path",
-                );
-            } else if !argv.iter().any(|a| a.contains("{path}")) {
-                push(
-                    field.k("push"),
-                    format!(
-                        "{argv:?} does not mention {{path}}; expected the vault path as an argument"
-                    ),
-                    "add \"{path}\" where the command takes the secret's name, e.g. [axe, secret, push, \"{path}\", \"-\"]",
-                );
-            }
-            if let Some(get) = get {
-                if get.is_empty() {
-                    push(
-                        field.k("get"),
-                        "empty command; expected an argv like [axe, secret, get, \"{path}\", \"-n\"] or no `get` at all".into(),
-                        "remove `get:` to skip the read-back, or write the command",
-                    );
-                } else if !get.iter().any(|a| a.contains("{path}")) {
-                    push(
-                        field.k("get"),
-                        format!(
-                            "{get:?} does not mention {{path}}; expected the vault path as an argument"
-                        ),
-                        "add \"{path}\", e.g. [axe, secret, get, \"{path}\", \"-n\"]",
-                    );
-                }
-            }
-        }
+        VaultConfig::Command(c) => check_command(c, &field, &mut push),
         VaultConfig::Dotenv { path } | VaultConfig::File { path } => {
             if path.as_os_str().is_empty() {
                 push(
@@ -833,15 +947,10 @@ pub fn lower(
         .vault_path
         .clone()
         .unwrap_or_else(|| format!("{}/{}/mcp-client-secret", m.service, m.customer));
-    if vault_path.is_empty()
-        || vault_path.starts_with('/')
-        || vault_path
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
+    if let Some(why) = vault_path_problem(&vault_path) {
         problems.push(Problem::service(
             ovp.k("vault_path"),
-            format!("{vault_path:?}; expected a relative path without spaces like \"<service>/<customer>/mcp-client-secret\""),
+            format!("{vault_path:?} {why}; expected a relative path without spaces like \"<service>/<customer>/mcp-client-secret\""),
             "remove the override to get <service>/<customer>/mcp-client-secret",
         ));
     }
@@ -855,11 +964,39 @@ pub fn lower(
         );
     }
     let vault = match &m.vault {
-        Some(v) => {
-            check_vault(v, root.k("vault"), Origin::Service, &mut problems);
-            v.clone()
-        }
         None => d.vault.clone(),
+        Some(VaultChoice::Name(name)) if name == "default" => d.vault.clone(),
+        Some(VaultChoice::Name(name)) => match d.vaults.get(name) {
+            Some(v) => v.clone(),
+            None => {
+                let known: Vec<&str> = std::iter::once("default")
+                    .chain(d.vaults.keys().map(String::as_str))
+                    .collect();
+                let suggestion = crate::similar::did_you_mean(name, known.iter().copied())
+                    .map(|b| format!("did you mean `{b}`? "))
+                    .unwrap_or_default();
+                problems.push(Problem::service(
+                    root.k("vault"),
+                    format!(
+                        "{name:?} is not a vault of defaults.yaml; expected one of: {}",
+                        known.join(", ")
+                    ),
+                    format!(
+                        "{suggestion}declare it in defaults.yaml under `vaults: {{{name}: {{backend: …}}}}`, \
+                         or remove `vault:` to use the default vault"
+                    ),
+                ));
+                d.vault.clone()
+            }
+        },
+        Some(VaultChoice::Declaration(_)) => {
+            problems.push(Problem::service(
+                root.k("vault"),
+                "a vault declaration is refused here: a service manifest cannot declare a program to run; declare it in defaults.yaml under vaults: and choose it by name",
+                "write `vault: NAME` (`default`, or a key of `vaults:` in defaults.yaml, which is trusted configuration reviewed like code); the service can still set its path with `overrides.vault_path`",
+            ));
+            d.vault.clone()
+        }
     };
 
     // The fragments.

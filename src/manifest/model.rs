@@ -29,8 +29,13 @@ pub struct DefaultsManifest {
     /// (FastMCP's DNS-rebinding guard answers 421 to anything else).
     #[serde(default = "default_allowed_hosts")]
     pub allowed_hosts: Vec<String>,
-    /// Where client secrets are written (and read back from).
+    /// Where client secrets are written (and read back from): the default vault (a service
+    /// manifest's `vault: default`). defaults.yaml is trusted configuration: only here may a
+    /// vault be declared (a `command` vault runs programs).
     pub vault: VaultConfig,
+    /// More vaults by name; a service manifest chooses one with `vault: NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vaults: BTreeMap<String, VaultConfig>,
     /// Client secret policy.
     #[serde(default)]
     pub secret: SecretDefaults,
@@ -196,9 +201,13 @@ pub struct ServiceManifest {
     /// Permissions besides the derived Microsoft Graph `User.Read`.
     #[serde(default)]
     pub permissions: Vec<PermissionRequest>,
-    /// A vault for this service instead of the one in defaults.yaml.
-    #[serde(default)]
-    pub vault: Option<VaultConfig>,
+    /// Which vault of defaults.yaml holds this service's secret: `default` (defaults.yaml's
+    /// `vault:`, also when left out) or a key of its `vaults:`. Only a name: a service
+    /// manifest cannot declare a vault (that would let it choose a program to run); its path
+    /// is `overrides.vault_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub vault: Option<VaultChoice>,
     /// Who holds the client secret besides the vault; decides how `rotate` retires old secrets.
     #[serde(default)]
     pub secret: ServiceSecret,
@@ -237,6 +246,17 @@ impl HeldBy {
             HeldBy::Machines => "machines",
         }
     }
+}
+
+/// A service manifest's `vault:` as written: a name, or (refused when lowering, with the
+/// reason) a whole declaration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VaultChoice {
+    /// `vault: NAME`.
+    Name(String),
+    /// Anything else (a map, a list): refused.
+    Declaration(serde_yaml::Value),
 }
 
 /// Permissions on one API.

@@ -29,6 +29,10 @@ pub enum VaultView {
     Empty,
     /// The backend cannot read back (a `command` vault without `get`).
     Unreadable,
+    /// The read failed in a way that may only mean "no such entry" (a `get` that failed, no
+    /// missing-entry rule declared): apply and rotate take it as holding nothing usable and
+    /// write a new secret, but remove nothing on its account.
+    Unknown,
 }
 
 /// The live state the plan is computed against.
@@ -753,6 +757,12 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
         (VaultView::Empty, None) => StepStatus::Create {
             detail: format!("new client secret → vault {}", desired.secret.vault_path),
         },
+        (VaultView::Unknown, None) => StepStatus::Create {
+            detail: format!(
+                "the vault's read failed (see the warning), taken as holding nothing usable: new client secret → vault {}",
+                desired.secret.vault_path
+            ),
+        },
     };
     if secret_status.is_change() {
         actions.push(Action::AddPassword {
@@ -762,7 +772,7 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
     }
     // Credentials entraform made that the vault does not hold and that are newer than the one it
     // does: only an interrupted run leaves those (SPEC §5: no valid secret the vault does not hold).
-    if vault != VaultView::Unreadable {
+    if matches!(vault, VaultView::Holds { .. } | VaultView::Empty) {
         let held_start = held.and_then(|c| parse_time(&c.start_date_time));
         for c in creds.iter().filter(|c| ours(c)) {
             let is_held = held.is_some_and(|h| h.key_id == c.key_id);

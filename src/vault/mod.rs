@@ -19,7 +19,7 @@ pub mod file;
 pub mod keyring;
 pub mod redact;
 
-pub use command::CommandVault;
+pub use command::{CommandConfig, CommandVault, MissingRule, Preset};
 pub use dotenv::DotenvVault;
 pub use file::FileVault;
 pub use keyring::{KeyringStore, KeyringVault};
@@ -34,14 +34,10 @@ pub enum VaultConfig {
         #[serde(default = "default_keyring_service")]
         service: String,
     },
-    /// External commands; `{path}` is replaced by the vault path. The secret goes on stdin.
-    Command {
-        /// e.g. `[axe, secret, push, "{path}", "-"]`
-        push: Vec<String>,
-        /// e.g. `[axe, secret, get, "{path}", "-n"]`; without it there is no read-back.
-        #[serde(default)]
-        get: Option<Vec<String>>,
-    },
+    /// External commands (`pass`, `secret-tool`, `axe secret`, …); `{path}` is replaced by the
+    /// vault path. The secret goes on stdin. Declared only in defaults.yaml (trusted
+    /// configuration): a service manifest chooses a declaration by name.
+    Command(CommandConfig),
     /// Upsert `KEY=value` (KEY = the secret env name) in a `.env` file, mode 0600.
     Dotenv { path: PathBuf },
     /// A 0600 JSON store keyed by vault path (used by `--sandbox`).
@@ -108,6 +104,17 @@ pub enum VaultError {
         reason: String,
         hint: String,
     },
+    /// The `get` command failed and the vault declares no missing-entry rule, so it cannot be
+    /// told whether the entry is absent or the vault is broken. Before minting, apply and
+    /// rotate take the vault to hold nothing usable (with a warning); `secrets` and `verify`
+    /// report it as the failed read it is.
+    #[error("cannot read the secret from {backend} at {path}: {reason}")]
+    ReadUnsure {
+        backend: String,
+        path: String,
+        reason: String,
+        hint: String,
+    },
     /// The backend returned a value that is not shaped like a client secret.
     #[error("{backend} returned a value at {path} that is not a client secret: {source}")]
     ReadShape {
@@ -133,6 +140,7 @@ impl VaultError {
             VaultError::Config { hint, .. }
             | VaultError::WriteFailed { hint, .. }
             | VaultError::ReadFailed { hint, .. }
+            | VaultError::ReadUnsure { hint, .. }
             | VaultError::ReadShape { hint, .. } => Some(hint.clone()),
             VaultError::Shape { .. } => Some(
                 "the value did not come from addPassword unchanged; nothing was written. \
@@ -166,9 +174,20 @@ impl VaultError {
             VaultError::Config { .. } => VaultStage::Config,
             VaultError::Shape { .. } => VaultStage::Check,
             VaultError::WriteFailed { .. } => VaultStage::Write,
-            VaultError::ReadFailed { .. } | VaultError::ReadShape { .. } => VaultStage::Read,
+            VaultError::ReadFailed { .. }
+            | VaultError::ReadUnsure { .. }
+            | VaultError::ReadShape { .. } => VaultStage::Read,
             VaultError::Mismatch { .. } => VaultStage::Verify,
         }
+    }
+}
+
+impl VaultError {
+    /// Whether this is a failed read that may only mean "no such entry" (a `get` that failed
+    /// without a declared missing-entry rule): apply and rotate may then go on as if the vault
+    /// held nothing, the read-back after the push still has to succeed.
+    pub fn may_be_absent(&self) -> bool {
+        matches!(self, VaultError::ReadUnsure { .. })
     }
 }
 
@@ -184,6 +203,21 @@ pub trait Vault: Send + Sync {
     fn get(&self, path: &str) -> Result<Option<Secret>, VaultError>;
     /// Whether `get` can read back what `put` wrote.
     fn can_read(&self) -> bool;
+    /// Whether the declaration has a `send:` command (hand the secret to a person).
+    fn can_send(&self) -> bool {
+        false
+    }
+    /// Hand `secret` (read from `path`) to `to` with the declaration's `send:` command; the
+    /// secret goes on the command's stdin only.
+    fn send(&self, path: &str, to: &str, secret: &Secret) -> Result<(), VaultError> {
+        let _ = (path, to, secret);
+        Err(VaultError::Config {
+            backend: "vault",
+            message: format!("{} has no `send:` command", self.describe()),
+            hint: "declare the vault in defaults.yaml as a `command` vault with                    `send: [PROGRAM, …, \"{path}\", \"{to}\"]` (the secret on its stdin)"
+                .into(),
+        })
+    }
 }
 
 /// What [`store_verified`] did (no secret in here: the hint is Graph's public 3-char hint).
@@ -211,9 +245,7 @@ pub fn open(
 ) -> Result<Box<dyn Vault>, VaultError> {
     Ok(match config {
         VaultConfig::Keyring { service } => Box::new(KeyringVault::new(service)?),
-        VaultConfig::Command { push, get } => {
-            Box::new(CommandVault::new(push.clone(), get.clone(), base_dir)?)
-        }
+        VaultConfig::Command(config) => Box::new(CommandVault::from_config(config, base_dir)?),
         VaultConfig::Dotenv { path } => Box::new(DotenvVault::new(
             resolve_path(path, base_dir, "dotenv")?,
             secret_env,
@@ -254,6 +286,20 @@ pub fn store_verified(
                         "wrote {} characters, read back a value that is not a client secret: {source}",
                         secret.len()
                     ),
+                });
+            }
+            // After a write, a failed read is never "maybe absent": the read-back must succeed.
+            Err(VaultError::ReadUnsure {
+                backend,
+                path,
+                reason,
+                hint,
+            }) => {
+                return Err(VaultError::ReadFailed {
+                    backend,
+                    path,
+                    reason,
+                    hint,
                 });
             }
             Err(other) => return Err(other),

@@ -7,6 +7,11 @@
 //! - always: every run of at least [`SHAPE_RUN`] characters of Entra's secret alphabet becomes
 //!   `***` — that is anything long enough to contain a client secret, so output of a command
 //!   whose secret we do not know (a failing `get`) cannot leak one either. GUIDs (36) survive.
+//!
+//! [`excerpt`] also strips terminal control sequences ([`strip_controls`]) — a vault CLI's
+//! output must not move the cursor, retitle the window or hide text on the operator's
+//! terminal. They are stripped before the redaction runs, so a secret split by escape codes is
+//! still masked and the text shown holds neither.
 
 use std::collections::HashSet;
 
@@ -80,6 +85,59 @@ pub fn redact(text: &str, secret: Option<&Secret>) -> String {
     out
 }
 
+/// `text` without terminal control sequences: ESC sequences (CSI `ESC [ … final`, OSC/DCS/
+/// APC/PM/SOS strings up to BEL or `ESC \\`, other `ESC` + intermediates + final), the C1 CSI
+/// (U+009B), and every other C0/C1 control character and DEL, except newline and tab.
+/// (ECMA-48 §5.3–5.6: <https://ecma-international.org/publications-and-standards/standards/ecma-48/>.)
+pub fn strip_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let csi = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        // parameters and intermediates 0x20–0x3F, then one final byte 0x40–0x7E
+        while chars
+            .next_if(|c| ('\u{20}'..='\u{3f}').contains(c))
+            .is_some()
+        {}
+        chars.next_if(|c| ('\u{40}'..='\u{7e}').contains(c));
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\u{1b}' => match chars.peek().copied() {
+                Some('[') => {
+                    chars.next();
+                    csi(&mut chars);
+                }
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    chars.next();
+                    // a control string: up to BEL, ST (`ESC \\`) or the C1 ST
+                    while let Some(n) = chars.next() {
+                        if n == '\u{7}' || n == '\u{9c}' {
+                            break;
+                        }
+                        if n == '\u{1b}' {
+                            chars.next_if_eq(&'\\');
+                            break;
+                        }
+                    }
+                }
+                Some(_) => {
+                    while chars
+                        .next_if(|c| ('\u{20}'..='\u{2f}').contains(c))
+                        .is_some()
+                    {}
+                    chars.next_if(|c| ('\u{30}'..='\u{7e}').contains(c));
+                }
+                None => {}
+            },
+            '\u{9b}' => csi(&mut chars),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether `bytes` contain the secret or a fragment of it of at least [`MIN_FRAGMENT`] bytes.
 pub fn contains_fragment(bytes: &[u8], secret: &Secret) -> bool {
     let needle = secret.expose().as_bytes();
@@ -95,7 +153,7 @@ pub fn contains_fragment(bytes: &[u8], secret: &Secret) -> bool {
 /// characters, indented for an error message. Empty output gives `None`.
 pub fn excerpt(bytes: &[u8], secret: Option<&Secret>, max_lines: usize) -> Option<String> {
     const MAX_CHARS: usize = 2000;
-    let text = String::from_utf8_lossy(bytes);
+    let text = strip_controls(&String::from_utf8_lossy(bytes));
     let text = text.trim_end();
     if text.trim().is_empty() {
         return None;
@@ -153,6 +211,22 @@ mod tests {
             out,
             "error: token ***, tenant 7f0c5a35-5c2a-4d8e-9b8b-1b7c9f1c2a11"
         );
+    }
+
+    #[test]
+    fn strips_terminal_control_sequences() {
+        let text = "\u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7}title \u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\ \u{1b}(Bcharset \u{9b}2Jc1 bell\u{7} cr\r del\u{7f} keep\ttab\nline";
+        assert_eq!(
+            strip_controls(text),
+            "red title link charset c1 bell cr del keep\ttab\nline"
+        );
+        // stripped before redaction: escape codes inside a secret do not save it
+        let s = Secret::new(S.into());
+        let split = format!("{}\u{1b}[0m{}", &S[..20], &S[20..]);
+        let out = excerpt(split.as_bytes(), Some(&s), 5).unwrap();
+        assert_eq!(out, "    | ***");
+        let out = excerpt("\u{1b}[2J\u{1b}[Hfake prompt".as_bytes(), None, 5).unwrap();
+        assert_eq!(out, "    | fake prompt");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Harness {
     pub vault_files: Vec<PathBuf>,
     /// The keyring service name when the vault is the OS keyring.
     pub keyring_service: Option<String>,
+    /// More variables for the binary's environment (set last: they override).
+    pub extra_env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// One finished run of the binary.
@@ -155,6 +157,7 @@ impl Harness {
             operator: Operator::Full,
             vault_files: Vec::new(),
             keyring_service: None,
+            extra_env: Vec::new(),
         };
         h.set_vault("vault:\n  backend: file\n  path: vault.json\n");
         h.vault_files = vec![h.manifests().join("vault.json")];
@@ -268,6 +271,9 @@ impl Harness {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);
             }
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
         }
         let out = cmd.output().await.expect("the binary runs");
         Run {

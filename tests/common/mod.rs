@@ -82,22 +82,22 @@ pub fn service(name: &str, proxy_port: u16, app_id: Option<&str>) -> Desired {
             display_name: "entraform".into(),
             held_by: Default::default(),
         },
-        vault: VaultConfig::Command {
-            push: vec![
+        vault: VaultConfig::Command(entraform::vault::CommandConfig::new(
+            vec![
                 "axe".into(),
                 "secret".into(),
                 "push".into(),
                 "{path}".into(),
                 "-".into(),
             ],
-            get: Some(vec![
+            Some(vec![
                 "axe".into(),
                 "secret".into(),
                 "get".into(),
                 "{path}".into(),
                 "-n".into(),
             ]),
-        },
+        )),
         deploy: DeploySpec {
             proxy_port,
             container_name: container.clone(),
