@@ -16,6 +16,7 @@ use crate::exit::ExitStatus;
 
 pub mod entra;
 pub mod probes;
+pub mod tunnel;
 
 /// The outcome of one checklist item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
