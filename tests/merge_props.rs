@@ -336,3 +336,43 @@ fn anchors_tags_and_aliases_are_refused_not_a_panic() {
         }
     }
 }
+
+/// The fuzz target's property on its seeds, on stable Rust: a merge either refuses with a
+/// named reason or gives a text that merges again to itself with nothing to do.
+#[test]
+fn the_fuzz_seeds_merge_idempotently() {
+    let d = blueprint();
+    let p = Path::new("config.yml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/merge_cloudflared");
+    let mut merged_some = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for force in [false, true] {
+            let Ok(merged) = merge_cloudflared_text(&text, p, &d, force) else {
+                continue;
+            };
+            merged_some += 1;
+            let again = merge_cloudflared_text(&merged.text, p, &d, false)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(again.text, merged.text, "{}", path.display());
+            assert!(
+                again.actions.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                again.actions
+            );
+            let config = Config::parse(&merged.text, "c").unwrap();
+            let rules = config.validate().unwrap();
+            for url in PROBES {
+                assert_eq!(
+                    route(&rules, url).2,
+                    "http://host.docker.internal:3151",
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(merged_some >= 8, "{merged_some}");
+}
