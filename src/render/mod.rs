@@ -503,7 +503,7 @@ pub fn render_all(
 
 /// A value for a `# …` comment line: refused when it holds a control character (a newline
 /// would end the comment and start a line of YAML).
-fn one_line(v: &str) -> Result<String, minijinja::Error> {
+pub(crate) fn one_line(v: &str) -> Result<String, minijinja::Error> {
     match v.chars().find(|c| c.is_control()) {
         None => Ok(v.to_owned()),
         Some(c) => Err(minijinja::Error::new(
