@@ -365,7 +365,7 @@ pub fn manual_checks(desired: &Desired) -> Vec<Check> {
             format!(
                 "the tunnel is connected and serves `{host}`. To see the rule a URL hits: \
                  `cloudflared tunnel --config {cfg} ingress rule {endpoint}` must match \
-                 `http://{up}:{port}` (render with `--merge-cloudflared` to add the two rules).{tunnel_note}",
+                 `http://{up}:{port}` (render with `--merge-cloudflared` to add the service's rules; #10a checks the local config).{tunnel_note}",
                 host = desired.host,
                 cfg = sh(&desired.deploy.tunnel_config),
                 up = desired.deploy.upstream_host,
