@@ -554,3 +554,19 @@ fn a_control_character_in_a_rendered_value_is_refused_by_field() {
     assert_contains(&msg, "overrides.allowed_hosts[1]");
     assert_contains(&msg, "U+001B");
 }
+
+#[test]
+fn the_manifest_fuzz_seeds_load_and_render() {
+    // The fuzz target's property on stable Rust: a manifest that loads renders (no template
+    // filter refuses a value lowering accepted), blue/green included.
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/manifest");
+    let defaults = std::fs::read_to_string(seeds.join("defaults.yaml")).unwrap();
+    let defaults = defaults.strip_prefix("#defaults\n").unwrap_or(&defaults);
+    for name in ["blueprint.yaml", "frame.yaml", "hive.yaml"] {
+        let text = std::fs::read_to_string(seeds.join(name)).unwrap();
+        let dir = Dir::new(&[(name, &text)]);
+        dir.write("defaults.yaml", defaults);
+        let d = dir.load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        entraform::render::render_all(&d, None, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
