@@ -1072,3 +1072,18 @@ fn cloudflared_real_conflict_on_a_shared_host_is_refused_unless_forced() {
             .changed
     );
 }
+
+#[test]
+fn cloudflared_merge_refuses_rules_that_are_dead_for_some_of_their_urls() {
+    // An unanchored legacy rule above blueprint's catches /blueprint/mcp/… sub-paths (not the
+    // probe URL itself): refused by name, not reported as an internal error.
+    let text = "ingress:\n  - hostname: axe.axelabs.ai\n    path: /mcp/\n    service: http://localhost:9000\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/mcp(/.*)?$\n    service: http://host.docker.internal:3151\n  - service: http_status:404\n";
+    let err =
+        merge_cloudflared_text(text, Path::new("config.yml"), &blueprint(), false).unwrap_err();
+    assert!(matches!(err, RenderError::Cloudflared { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("config.yml:2: ingress rule #1") && msg.contains("/blueprint/mcp/"),
+        "{msg}"
+    );
+}

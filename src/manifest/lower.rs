@@ -406,7 +406,8 @@ pub fn control_character_problems(value: &serde_json::Value, origin: Origin) -> 
             serde_json::Value::Object(map) => {
                 for (k, item) in map {
                     // `vault_path` has its own rules (a control character among them).
-                    let skip = (keys.is_empty() && k == "vault")
+                    // `vault` (and any vault declarations beside it) is the vault's own.
+                    let skip = (keys.is_empty() && k.starts_with("vault"))
                         || k == "vault_path"
                         || (keys.last().is_some_and(|p| p == "scope")
                             && k.ends_with("_consent_description"));

@@ -1194,11 +1194,20 @@ pub fn merge_cloudflared_text(
     // The service's rules that are there already must be the ones their URLs reach: a rule
     // above them that catches those URLs made them dead before this merge. That is refused
     // (with the rule in the way), not repaired by moving lines around.
+    // Checked on the probe URLs and on every sample URL one of them matches.
+    let samples = sample_urls(&old_rules, &wanted);
     for &(rule, own) in &present {
-        let hit = cloudflared::match_rule(&old_rules, &rule.probe_url)
-            .map_err(|e| refuse(e, Some(&config)))?;
-        if hit != own {
-            return Err(dead_rule(path, &config, hit, own, rule));
+        let urls =
+            std::iter::once(rule.probe_url.clone()).chain(samples.iter().filter_map(|url| {
+                let (host, url_path) = cloudflared::split_url(url).ok()?;
+                cloudflared::rule_matches(&old_rules[own], &host, &url_path).then(|| url.clone())
+            }));
+        for url in urls {
+            let hit =
+                cloudflared::match_rule(&old_rules, &url).map_err(|e| refuse(e, Some(&config)))?;
+            if !present.iter().any(|(_, i)| *i == hit) {
+                return Err(dead_rule(path, &config, hit, own, rule, &url));
+            }
         }
     }
 
@@ -1318,24 +1327,24 @@ pub fn merge_cloudflared_text(
     })
 }
 
-/// The service's rule #`own` (0-based) is never reached: rule #`hit` catches its URL first.
+/// The service's rule #`own` (0-based) is not reached for `url`: rule #`hit` catches it first.
 fn dead_rule(
     path: &Path,
     config: &Config,
     hit: usize,
     own: usize,
     rule: &super::IngressRule,
+    url: &str,
 ) -> RenderError {
     let other = &config.rules[hit];
     RenderError::Cloudflared {
         path: path.to_path_buf(),
         line: other.line,
         message: format!(
-            "ingress rule #{} (hostname {:?}, path {:?}) catches {} before the service's rule #{} for {}, so that rule is never used",
+            "ingress rule #{} (hostname {:?}, path {:?}) catches {url} before the service's rule #{} for {}, so that rule is never used for it",
             hit + 1,
             other.hostname,
             other.path,
-            rule.probe_url,
             own + 1,
             rule.path
         ),
