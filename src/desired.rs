@@ -205,4 +205,19 @@ pub struct DeploySpec {
     pub proxy_dir: String,
     /// Caddy image for the proxy service.
     pub caddy_image: String,
+    /// Two colours instead of one `mcp` service, when the manifest says `blue_green:`.
+    pub blue_green: Option<BlueGreenSpec>,
+}
+
+/// The blue/green layout of a service: compose services `mcp-blue` and `mcp-green`, containers
+/// `<container_name>-blue`/`-green`, and the network alias `<container_name>` (what the proxy
+/// forwards to) on the active one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlueGreenSpec {
+    /// `blue` or `green`: the colour holding the alias.
+    pub active: String,
+    /// Host port of the blue container (`proxy_port + 1`).
+    pub blue_port: u16,
+    /// Host port of the green container (`proxy_port + 2`).
+    pub green_port: u16,
 }

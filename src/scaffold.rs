@@ -32,6 +32,11 @@ pub fn render_manifest(values: &ScaffoldValues) -> Result<String, minijinja::Err
     env.add_filter("yaml_str", |s: String| {
         serde_json::to_string(&s).unwrap_or_else(|_| "\"\"".into())
     });
+    // The other values are written bare: names checked by `entraform new`, and each must be
+    // one line (a newline would add a field to the manifest).
+    env.add_filter("one_line", |v: minijinja::Value| {
+        crate::render::one_line(&v.to_string())
+    });
     env.set_keep_trailing_newline(true);
     env.add_template("manifest.yaml", MANIFEST_TEMPLATE)?;
     let block = u32::from(values.block.max(1));
@@ -111,6 +116,13 @@ mod tests {
             block: 10,
             defaults_name: "defaults.yaml".into(),
         }
+    }
+
+    #[test]
+    fn a_value_with_a_newline_is_refused() {
+        let mut v = values();
+        v.defaults_name = "defaults.yaml\nreference: evil".into();
+        assert!(render_manifest(&v).is_err());
     }
 
     #[test]

@@ -804,6 +804,54 @@ async fn the_bad_input_table_is_current() {
     )
     .await;
 
+    // ---- Values that reach rendered files, blue/green ---------------------------------------
+    let r = "render";
+    let d = t.case_dir();
+    t.edit(
+        &d,
+        "manifests/defaults.yaml",
+        "  config: ~/.axe/tunnels/axelabs/config.yml",
+        "  config: \"~/.axe/config.yml\\n- hostname: axe.axelabs.ai\\n  service: http://evil.example\"",
+    );
+    t.run(
+        &d,
+        r,
+        "a newline in `tunnel.config` (it would add ingress rules)",
+        &["render", HIVE, "--out", "out"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.edit(
+        &d,
+        HIVE,
+        "host_ports: [3142, 3143]",
+        "host_ports: [3144, 3145]\nblue_green: { active: blue }",
+    );
+    t.run(
+        &d,
+        r,
+        "blue/green whose ports (proxy_port + 1, + 2) are not in `host_ports`",
+        &["render", HIVE, "--out", "out"],
+        &[],
+    )
+    .await;
+    let d = t.case_dir();
+    t.edit(
+        &d,
+        HIVE,
+        "host_ports: [3142, 3143]",
+        "host_ports: [3142, 3143]\nblue_green: { active: purple }",
+    );
+    t.run(
+        &d,
+        r,
+        "blue/green with a colour that is not blue or green",
+        &["render", HIVE, "--out", "out"],
+        &[],
+    )
+    .await;
+
     // ---- Merge conflicts ---------------------------------------------------------------------
     let c = "merge";
     let d = t.case_dir();
@@ -848,6 +896,26 @@ async fn the_bad_input_table_is_current() {
             "out",
             "--merge-cloudflared",
             "nocatchall.yml",
+        ],
+        &[],
+    )
+    .await;
+    std::fs::write(
+        d.join("dead.yml"),
+        "ingress:\n  - hostname: axe.axelabs.ai\n    service: http://localhost:3100\n  - hostname: axe.axelabs.ai\n    path: ^/hive/mcp(/.*)?$\n    service: http://host.docker.internal:3141\n  - service: http_status:404\n",
+    )
+    .unwrap();
+    t.run(
+        &d,
+        c,
+        "the service's tunnel rule below a hostname-wide rule that catches its URLs",
+        &[
+            "render",
+            HIVE,
+            "--out",
+            "out",
+            "--merge-cloudflared",
+            "dead.yml",
         ],
         &[],
     )

@@ -582,3 +582,99 @@ fn permission_by_id_for_other_apis() {
     assert_contains(&msg, "did not match any variant");
     assert_contains(&hint, "{value: <name>, id: <GUID>}");
 }
+
+#[test]
+fn blue_green_takes_its_ports_from_the_block() {
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!("{MINIMAL}host_ports: [3162, 3163]\nblue_green: {{ active: green }}\n"),
+    )]);
+    let d = dir.load("ledger.yaml").unwrap();
+    let bg = d.deploy.blue_green.expect("blue/green");
+    assert_eq!(
+        (bg.active.as_str(), bg.blue_port, bg.green_port),
+        ("green", 3162, 3163)
+    );
+    // Without `blue_green` the single `mcp` service stays.
+    let dir = Dir::new(&[("ledger.yaml", MINIMAL)]);
+    assert_eq!(dir.load("ledger.yaml").unwrap().deploy.blue_green, None);
+}
+
+#[test]
+fn blue_green_ports_must_be_reserved_in_host_ports() {
+    // Not listed: no other manifest and no `entraform new` would know they are taken.
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!("{MINIMAL}blue_green: {{ active: blue }}\n"),
+    )]);
+    let (msg, hint) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "ledger.yaml:5:13: blue_green: blue/green runs two containers on host ports 3162 and 3163 (proxy_port + 1 and + 2)",
+    );
+    assert_contains(&hint, "host_ports: [3162, 3163]");
+    // Listed, but other ports.
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!("{MINIMAL}host_ports: [3170, 3171]\nblue_green: {{ active: blue }}\n"),
+    )]);
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(&msg, "host_ports: blue/green runs two containers");
+    assert_contains(&msg, "[3170, 3171]");
+    // A colour that is not one.
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!("{MINIMAL}host_ports: [3162, 3163]\nblue_green: {{ active: purple }}\n"),
+    )]);
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(&msg, "purple");
+    assert_contains(&msg, "blue");
+}
+
+#[test]
+fn a_control_character_in_a_rendered_value_is_refused_by_field() {
+    // Issue 10: `tunnel.config` reached a comment line of cloudflared.ingress.yaml unquoted, so
+    // a newline in it added ingress rules. Every manifest value is one line of text.
+    let dir = Dir::new(&[("ledger.yaml", MINIMAL)]);
+    dir.write(
+        "defaults.yaml",
+        &DEFAULTS.replace(
+            "  config: ~/.axe/tunnels/axelabs/config.yml",
+            "  config: \"~/.axe/config.yml\\n- hostname: axe.axelabs.ai\\n  service: http://evil.example:80\"",
+        ),
+    );
+    let (msg, hint) = dir.error("ledger.yaml");
+    assert_contains(&msg, "tunnel.config: \"~/.axe/config.yml\\n- hostname");
+    assert_contains(&msg, "contains a newline; expected one line of text");
+    assert_contains(&hint, "rendered files");
+
+    let dir = Dir::new(&[(
+        "ledger.yaml",
+        &format!(
+            "{MINIMAL}overrides:\n  proxy_dir: \"~/.axe/x\\tproxy\"\n  allowed_hosts: [\"a:*\", \"b\\u001b[31m\"]\n"
+        ),
+    )]);
+    let (msg, _) = dir.error("ledger.yaml");
+    assert_contains(
+        &msg,
+        "overrides.proxy_dir: \"~/.axe/x\\tproxy\" contains a tab",
+    );
+    assert_contains(&msg, "overrides.allowed_hosts[1]");
+    assert_contains(&msg, "U+001B");
+}
+
+#[test]
+fn the_manifest_fuzz_seeds_load_and_render() {
+    // The fuzz target's property on stable Rust: a manifest that loads renders (no template
+    // filter refuses a value lowering accepted), blue/green included.
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/manifest");
+    let defaults = std::fs::read_to_string(seeds.join("defaults.yaml")).unwrap();
+    let defaults = defaults.strip_prefix("#defaults\n").unwrap_or(&defaults);
+    for name in ["blueprint.yaml", "frame.yaml", "hive.yaml"] {
+        let text = std::fs::read_to_string(seeds.join(name)).unwrap();
+        let dir = Dir::new(&[(name, &text)]);
+        dir.write("defaults.yaml", defaults);
+        let d = dir.load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        entraform::render::render_all(&d, None, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -301,17 +301,18 @@ fn cloudflared_fragment_routes_like_cloudflared() {
     let f = rendered();
     let rules: Value = serde_yaml::from_str(fragment(&f, "cloudflared.ingress.yaml")).unwrap();
     let rules = rules.as_sequence().expect("a list of ingress rules");
-    assert_eq!(rules.len(), 2);
+    assert_eq!(rules.len(), 3);
     assert_eq!(rules[0]["path"], r"^/blueprint/mcp(/.*)?$");
     assert_eq!(
         rules[1]["path"],
         r"^/blueprint/\.well-known/oauth-protected-resource(/.*)?$"
     );
+    assert_eq!(rules[2]["path"], r"^/blueprint/health$");
     for r in rules {
         assert_eq!(r["hostname"], "axe.axelabs.ai");
         assert_eq!(r["service"], "http://host.docker.internal:3151");
     }
-    // The recorded test config: the two rules + another host + the catch-all.
+    // The recorded test config: the rules + another host + the catch-all.
     let config = format!(
         "ingress:\n{}  - hostname: other.axelabs.ai\n    service: http://localhost:8080\n  - service: http_status:404\n",
         indent(fragment(&f, "cloudflared.ingress.yaml"))
@@ -322,7 +323,7 @@ fn cloudflared_fragment_routes_like_cloudflared() {
     for (url, want) in [
         ("https://axe.axelabs.ai/blueprint/mcp", 0),
         ("https://axe.axelabs.ai/blueprint/mcp/", 0),
-        ("https://axe.axelabs.ai/blueprint/mcpx", 3),
+        ("https://axe.axelabs.ai/blueprint/mcpx", 4),
         ("https://axe.axelabs.ai/blueprint/mcp?x=1", 0),
         (
             "https://axe.axelabs.ai/blueprint/.well-known/oauth-protected-resource",
@@ -332,12 +333,16 @@ fn cloudflared_fragment_routes_like_cloudflared() {
             "https://axe.axelabs.ai/blueprint/.well-known/oauth-protected-resource/x",
             1,
         ),
-        ("https://other.axelabs.ai/x", 2),
-        ("https://AXE.axelabs.ai/blueprint/mcp", 3),
+        // Checklist #2: `curl https://<host>/<service>/health` through the tunnel.
+        ("https://axe.axelabs.ai/blueprint/health", 2),
+        ("https://axe.axelabs.ai/blueprint/health?probe=1", 2),
+        ("https://axe.axelabs.ai/blueprint/health/x", 4),
+        ("https://other.axelabs.ai/x", 3),
+        ("https://AXE.axelabs.ai/blueprint/mcp", 4),
         // RFC 9728's root form is not routed by these rules (recorded side note).
         (
             "https://axe.axelabs.ai/.well-known/oauth-protected-resource/blueprint/mcp",
-            3,
+            4,
         ),
     ] {
         assert_eq!(match_rule(&rules, url).unwrap(), want, "{url}");
@@ -461,4 +466,210 @@ fn compose_v2_accepts_the_fragment() {
     let (code, _, err) = compose_check(&compose, fragment(&f, "compose.mcp.yaml"), false);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("postgres"), "{err}");
+}
+
+/// Issue 10: a newline in a value that reaches a rendered file must not add lines to it. Today
+/// `tunnel.config` lands unquoted in a comment line of cloudflared.ingress.yaml.
+#[test]
+fn a_newline_in_a_value_cannot_inject_ingress_rules() {
+    let mut d = blueprint();
+    d.deploy.tunnel_config =
+        "~/.axe/config.yml\n- hostname: axe.axelabs.ai\n  service: http://evil.example:80".into();
+    match render_all(&d, Some(CLIENT_ID), None) {
+        Err(err) => assert!(err.to_string().contains("control character"), "{err}"),
+        Ok(f) => {
+            let rules: Value =
+                serde_yaml::from_str(fragment(&f, "cloudflared.ingress.yaml")).unwrap();
+            let services: Vec<&str> = rules
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|r| r["service"].as_str().unwrap_or_default())
+                .collect();
+            assert!(
+                !services.contains(&"http://evil.example:80"),
+                "the value injected a rule: {services:?}"
+            );
+        }
+    }
+}
+
+/// blueprint as it really runs: blue/green on 3152/3153, the alias on `active`.
+fn blue_green(active: &str) -> entraform::desired::Desired {
+    let mut d = blueprint();
+    d.deploy.blue_green = Some(entraform::desired::BlueGreenSpec {
+        active: active.into(),
+        blue_port: 3152,
+        green_port: 3153,
+    });
+    d
+}
+
+#[test]
+fn blue_green_renders_both_colours_with_the_alias_on_the_active_one() {
+    let f = render_all(&blue_green("blue"), Some(CLIENT_ID), None).unwrap();
+    let text = fragment(&f, "compose.mcp.yaml");
+    insta::assert_snapshot!("compose.mcp.yaml-blue-green", text);
+    let v: Value = serde_yaml::from_str(text).unwrap();
+    let services = v["services"].as_mapping().unwrap();
+    let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(names, ["mcp-blue", "mcp-green", "mcp-proxy"]);
+    let single: Value = serde_yaml::from_str(fragment(&rendered(), "compose.mcp.yaml")).unwrap();
+    let single = &single["services"]["mcp"];
+    for (colour, port, alias) in [("blue", "3152:3000", true), ("green", "3153:3000", false)] {
+        let svc = &v["services"][format!("mcp-{colour}").as_str()];
+        assert_eq!(
+            svc["container_name"],
+            format!("blueprint-mcp-{colour}").as_str()
+        );
+        assert_eq!(svc["ports"][0], port);
+        // The same build, env, healthcheck and dependencies as the single service.
+        for key in [
+            "build",
+            "env_file",
+            "environment",
+            "healthcheck",
+            "depends_on",
+        ] {
+            assert_eq!(svc[key], single[key], "{colour} {key}");
+        }
+        assert!(
+            svc["networks"]
+                .as_mapping()
+                .unwrap()
+                .contains_key("artemis")
+        );
+        let aliases = &svc["networks"]["default"]["aliases"];
+        if alias {
+            assert_eq!(
+                aliases,
+                &serde_yaml::from_str::<Value>("[blueprint-mcp]").unwrap()
+            );
+        } else {
+            assert!(aliases.is_null(), "{colour}: {aliases:?}");
+        }
+    }
+    assert_eq!(
+        v["services"]["mcp-proxy"]["depends_on"],
+        serde_yaml::from_str::<Value>("[mcp-blue, mcp-green]").unwrap()
+    );
+    // The proxy and the tunnel target the alias and the proxy port: unchanged.
+    for name in [
+        "Caddyfile",
+        "cloudflared.ingress.yaml",
+        "customers.entry.yaml",
+    ] {
+        assert_eq!(fragment(&f, name), fragment(&rendered(), name), "{name}");
+    }
+}
+
+#[test]
+fn switching_the_active_colour_changes_only_the_alias_lines() {
+    let blue = render_all(&blue_green("blue"), Some(CLIENT_ID), None).unwrap();
+    let green = render_all(&blue_green("green"), Some(CLIENT_ID), None).unwrap();
+    for name in [
+        "Caddyfile",
+        "cloudflared.ingress.yaml",
+        "customers.entry.yaml",
+    ] {
+        assert_eq!(fragment(&blue, name), fragment(&green, name), "{name}");
+    }
+    let (a, b) = (
+        fragment(&blue, "compose.mcp.yaml"),
+        fragment(&green, "compose.mcp.yaml"),
+    );
+    // A line diff: everything but the two alias lines is the same, line for line, and those
+    // two moved from mcp-blue to mcp-green.
+    let alias = ["        aliases:", "          - blueprint-mcp"];
+    let without = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !alias.contains(l))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(without(a), without(b));
+    let owner = |t: &str| -> Vec<String> {
+        let mut service = String::new();
+        let mut out = Vec::new();
+        for l in t.lines() {
+            if l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':') {
+                service = l.trim().trim_end_matches(':').to_owned();
+            }
+            if alias.contains(&l) {
+                out.push(format!("{service}: {}", l.trim()));
+            }
+        }
+        out
+    };
+    assert_eq!(
+        owner(a),
+        ["mcp-blue: aliases:", "mcp-blue: - blueprint-mcp"],
+        "{a}"
+    );
+    assert_eq!(
+        owner(b),
+        ["mcp-green: aliases:", "mcp-green: - blueprint-mcp"],
+        "{b}"
+    );
+    assert_eq!(a.lines().count(), b.lines().count());
+}
+
+#[test]
+fn compose_v2_accepts_blue_green_with_either_colour_active() {
+    let Some(compose) = tool("docker-compose (v2)", Some("ENTRAFORM_COMPOSE_BIN")) else {
+        return;
+    };
+    for active in ["blue", "green"] {
+        let f = render_all(&blue_green(active), Some(CLIENT_ID), None).unwrap();
+        let text = fragment(&f, "compose.mcp.yaml");
+        let (code, out, err) = compose_check(&compose, text, true);
+        assert_eq!(
+            code, 0,
+            "compose config -q failed ({active}):\n{out}\n{err}"
+        );
+        // Compose's own model: the alias on the active colour only, both ports published.
+        let (code, model, err) = compose_config(&compose, text);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_yaml::from_str(&model).unwrap();
+        for colour in ["blue", "green"] {
+            let svc = &v["services"][format!("mcp-{colour}").as_str()];
+            let aliases = &svc["networks"]["default"]["aliases"];
+            if colour == active {
+                assert_eq!(aliases[0], "blueprint-mcp", "{model}");
+            } else {
+                assert!(aliases.is_null(), "{colour} has {aliases:?}\n{model}");
+            }
+            let published = svc["ports"][0]["published"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(
+                published,
+                if colour == "blue" { "3152" } else { "3153" },
+                "{model}"
+            );
+            assert_eq!(svc["ports"][0]["target"], 3000, "{model}");
+        }
+    }
+}
+
+/// `config` (not `-q`): the normalized model Compose builds from the fragment.
+fn compose_config(compose: &std::path::Path, fragment: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("docker");
+    fs::create_dir_all(dir.path().join("mcp")).unwrap();
+    fs::create_dir_all(&proj).unwrap();
+    fs::write(dir.path().join(".env"), "EXAMPLE=1\n").unwrap();
+    fs::write(dir.path().join("mcp/Dockerfile"), "FROM python:3.12-slim\n").unwrap();
+    let text = format!(
+        "{fragment}  postgres:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\"]\n      interval: 5s\nnetworks:\n  artemis:\n    external: true\n"
+    );
+    fs::write(proj.join("compose.yml"), text).unwrap();
+    let mut cmd = Command::new(compose);
+    cmd.current_dir(&proj)
+        .args(["-f", "compose.yml", "config"])
+        .env("HOME", dir.path())
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME");
+    run(&mut cmd)
 }

@@ -403,8 +403,8 @@ fn cloudflared_merge_inserts_before_the_catch_all() {
     let config = Config::parse(&merged, "config.yml").unwrap();
     assert!(config.warnings.is_empty());
     let rules = config.validate().expect("the merged config validates");
-    assert_eq!(rules.len(), 9);
-    assert!(rules[8].hostname.is_empty() && rules[8].path.is_none());
+    assert_eq!(rules.len(), 10);
+    assert!(rules[9].hostname.is_empty() && rules[9].path.is_none());
     for (url, want) in [
         ("https://axe.axelabs.ai/frame/mcp", 0),
         (
@@ -415,7 +415,7 @@ fn cloudflared_merge_inserts_before_the_catch_all() {
         ("https://axe.axelabs.ai/blueprint/mcp", 6),
         ("https://axe.axelabs.ai/blueprint/mcp/", 6),
         ("https://axe.axelabs.ai/blueprint/mcp?x=1", 6),
-        ("https://axe.axelabs.ai/blueprint/mcpx", 8),
+        ("https://axe.axelabs.ai/blueprint/mcpx", 9),
         (
             "https://axe.axelabs.ai/blueprint/.well-known/oauth-protected-resource",
             7,
@@ -424,7 +424,10 @@ fn cloudflared_merge_inserts_before_the_catch_all() {
             "https://axe.axelabs.ai/blueprint/.well-known/oauth-protected-resource/x",
             7,
         ),
-        ("https://AXE.axelabs.ai/blueprint/mcp", 8),
+        // Checklist #2 through the tunnel.
+        ("https://axe.axelabs.ai/blueprint/health", 8),
+        ("https://axe.axelabs.ai/blueprint/healthz", 9),
+        ("https://AXE.axelabs.ai/blueprint/mcp", 9),
     ] {
         assert_eq!(match_rule(&rules, url).unwrap(), want, "{url}");
     }
@@ -457,7 +460,7 @@ fn cloudflared_conflict_is_refused_unless_forced() {
     let RenderError::Conflict { conflicts, .. } = &err else {
         panic!("{err}");
     };
-    assert_eq!(conflicts.len(), 2);
+    assert_eq!(conflicts.len(), 3);
     let first_line = before
         .lines()
         .position(|l| l.contains("service: http://host.docker.internal:3151"))
@@ -591,9 +594,11 @@ fn cloudflared_merge_refuses_a_config_cloudflared_would_refuse() {
 }
 
 #[test]
-fn cloudflared_merge_refuses_dead_rules() {
-    // A host-wide rule before the catch-all would swallow the new rules.
-    let text = "ingress:\n  - hostname: axe.axelabs.ai\n    service: http://localhost:8080\n  - service: http_status:404\n";
+fn cloudflared_merge_refuses_rules_that_are_already_dead() {
+    // blueprint's rules are there, but below a hostname-wide rule that catches their URLs: the
+    // config never routed blueprint. Refused with the rule that is in the way, not "fixed" by
+    // moving lines around.
+    let text = "ingress:\n  - hostname: axe.axelabs.ai\n    service: http://localhost:8080\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/mcp(/.*)?$\n    service: http://host.docker.internal:3151\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/\\.well-known/oauth-protected-resource(/.*)?$\n    service: http://host.docker.internal:3151\n  - service: http_status:404\n";
     let err =
         merge_cloudflared_text(text, Path::new("config.yml"), &blueprint(), false).unwrap_err();
     let msg = err.to_string();
@@ -601,7 +606,9 @@ fn cloudflared_merge_refuses_dead_rules() {
         msg.starts_with("config.yml:2:") && msg.contains("ingress rule #1"),
         "{msg}"
     );
-    assert!(err.hint().unwrap().contains("first rule that matches"));
+    let hint = err.hint().unwrap();
+    assert!(hint.contains("first rule that matches"), "{hint}");
+    assert!(hint.contains("delete them and merge again"), "{hint}");
 }
 
 #[test]
@@ -635,7 +642,7 @@ fn cloudflared_merge_layouts() {
         let n = rules.len();
         assert_eq!(
             match_rule(&rules, "https://axe.axelabs.ai/blueprint/mcp").unwrap(),
-            n - 3,
+            n - 4,
             "{name}:\n{}",
             merged.text
         );
@@ -859,4 +866,224 @@ fn customers_scopes_and_empty_values() {
     assert!(merged.text.contains("      note: keep me\n"));
     let again = merge_customers_text(&merged.text, p, &d, Some(CLIENT_ID), false).unwrap();
     assert_eq!(again.text, merged.text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cloudflared: a tunnel that already routes other things (issue 9 §3)
+// ---------------------------------------------------------------------------------------------
+
+/// The rule (hostname, path, service) each URL goes to.
+fn routes(text: &str, urls: &[&str]) -> Vec<(String, Option<String>, String)> {
+    let rules = Config::parse(text, "config.yml")
+        .unwrap()
+        .validate()
+        .unwrap();
+    urls.iter()
+        .map(|url| {
+            let r = &rules[match_rule(&rules, url).unwrap()];
+            (
+                r.hostname.clone(),
+                r.path.as_ref().map(|p| p.as_str().to_owned()),
+                r.service.clone(),
+            )
+        })
+        .collect()
+}
+
+const SHARED_HOST_URLS: &[&str] = &[
+    "https://axe.axelabs.ai/",
+    "https://axe.axelabs.ai/frame/mcp",
+    "https://axe.axelabs.ai/frame/.well-known/oauth-protected-resource",
+    "https://axe.axelabs.ai/docs/intro",
+    "https://axe.axelabs.ai/hive/mcp/x",
+    "https://axe.axelabs.ai/blueprint",
+    "https://axe.axelabs.ai/blueprint/app",
+    "https://axe.axelabs.ai/blueprint/mcpx",
+    "https://axe.axelabs.ai/index/mcp",
+    "https://vault.axelabs.ai/",
+    "https://other.example.com/blueprint/mcp",
+];
+
+const BLUEPRINT_URLS: &[&str] = &[
+    "https://axe.axelabs.ai/blueprint/mcp",
+    "https://axe.axelabs.ai/blueprint/mcp/x",
+    "https://axe.axelabs.ai/blueprint/.well-known/oauth-protected-resource",
+    "https://axe.axelabs.ai/blueprint/health",
+];
+
+#[test]
+fn cloudflared_merge_goes_above_a_hostname_wide_rule_for_the_same_host() {
+    // The main app behind its own proxy takes every path of axe.axelabs.ai: blueprint's rules
+    // go right above it (and its comment), below the rules that cannot catch their URLs.
+    let (_dir, path) = copy("cloudflared-shared-host.yml");
+    let original = read(&path);
+    let report = merge_cloudflared(&path, &blueprint(), false).unwrap();
+    assert!(report.changed);
+    assert_eq!(read(&bak(&path)), original);
+    let merged = read(&path);
+    assert_lines_kept(&original, &merged);
+    insta::assert_snapshot!("cloudflared-shared-host.merged.yml", merged);
+    let ours = merged
+        .find("  # blueprint MCP (added by entraform)")
+        .unwrap();
+    assert!(merged.find("path: '^/hive/mcp(/.*)?$'").unwrap() < ours);
+    assert!(ours < merged.find("  # the main app").unwrap());
+    assert!(
+        report.actions.iter().any(|a| a
+            == "placed before ingress rule #5 (hostname axe.axelabs.ai, all paths → http://host.docker.internal:3100), the first rule that could match their URLs"),
+        "{:?}",
+        report.actions
+    );
+    // Every URL of the others goes where it went; blueprint's go to blueprint.
+    assert_eq!(
+        routes(&merged, SHARED_HOST_URLS),
+        routes(&original, SHARED_HOST_URLS)
+    );
+    for (_, _, service) in routes(&merged, BLUEPRINT_URLS) {
+        assert_eq!(service, "http://host.docker.internal:3151");
+    }
+    // Before the merge they went to the main app.
+    for (_, _, service) in routes(&original, BLUEPRINT_URLS) {
+        assert_eq!(service, "http://host.docker.internal:3100");
+    }
+    let again = merge_cloudflared(&path, &blueprint(), false).unwrap();
+    assert!(!again.changed, "{again:?}");
+    assert_eq!(read(&path), merged);
+}
+
+#[test]
+fn cloudflared_merge_of_several_services_in_turn() {
+    let (_dir, path) = copy("cloudflared-shared-host.yml");
+    let original = read(&path);
+    let index = service("index", 3161, None);
+    merge_cloudflared(&path, &blueprint(), false).unwrap();
+    let after_blueprint = read(&path);
+    merge_cloudflared(&path, &index, false).unwrap();
+    let merged = read(&path);
+    assert_lines_kept(&after_blueprint, &merged);
+    // index's group goes below blueprint's (they cannot catch each other's URLs) and above the
+    // main app.
+    let bp = merged.find("# blueprint MCP").unwrap();
+    let ix = merged.find("# index MCP").unwrap();
+    assert!(bp < ix && ix < merged.find("# the main app").unwrap());
+    let others: Vec<&str> = SHARED_HOST_URLS
+        .iter()
+        .copied()
+        .filter(|u| !u.contains("/index/"))
+        .collect();
+    assert_eq!(routes(&merged, &others), routes(&original, &others));
+    for (_, _, service) in routes(&merged, BLUEPRINT_URLS) {
+        assert_eq!(service, "http://host.docker.internal:3151");
+    }
+    for url in [
+        "https://axe.axelabs.ai/index/mcp",
+        "https://axe.axelabs.ai/index/health",
+    ] {
+        assert_eq!(
+            routes(&merged, &[url])[0].2,
+            "http://host.docker.internal:3161"
+        );
+    }
+    // Both again: nothing to do.
+    for d in [blueprint(), index] {
+        let again = merge_cloudflared_text(&merged, Path::new("c.yml"), &d, false).unwrap();
+        assert_eq!(again.text, merged);
+    }
+}
+
+#[test]
+fn cloudflared_merge_adds_the_health_rule_to_an_existing_group() {
+    // A config merged before the health rule existed: the new rule joins blueprint's group.
+    let text = "ingress:\n  # blueprint MCP (added by entraform)\n  - hostname: axe.axelabs.ai\n    path: '^/blueprint/mcp(/.*)?$'\n    service: http://host.docker.internal:3151\n  - hostname: axe.axelabs.ai\n    path: '^/blueprint/\\.well-known/oauth-protected-resource(/.*)?$'\n    service: http://host.docker.internal:3151\n  # the main app\n  - hostname: axe.axelabs.ai\n    service: http://host.docker.internal:3100\n  - service: http_status:404\n";
+    let merged = merge_cloudflared_text(text, Path::new("c.yml"), &blueprint(), false).unwrap();
+    assert_eq!(
+        merged.text,
+        text.replace(
+            "  # the main app\n",
+            "  - hostname: axe.axelabs.ai\n    path: '^/blueprint/health$'\n    service: http://host.docker.internal:3151\n  # the main app\n"
+        )
+    );
+    assert_eq!(
+        merged.actions,
+        [
+            "added ingress rule axe.axelabs.ai ^/blueprint/health$ -> http://host.docker.internal:3151"
+        ]
+    );
+}
+
+#[test]
+fn cloudflared_merge_goes_to_the_top_when_in_doubt() {
+    // A regex that is not anchored could match anything: the rules go above it, here at the
+    // top of `ingress:` (above the comment that belongs to that rule).
+    let text = "tunnel: x\ningress:\n  # legacy: any path with /mcp in it\n  - hostname: axe.axelabs.ai\n    path: /mcp\n    service: http://localhost:9000\n  - hostname: other.axelabs.ai\n    service: http://localhost:8080\n  - service: http_status:404\n";
+    let merged = merge_cloudflared_text(text, Path::new("c.yml"), &blueprint(), false).unwrap();
+    assert!(
+        merged
+            .text
+            .starts_with("tunnel: x\ningress:\n  # blueprint MCP (added by entraform)\n  - hostname: axe.axelabs.ai\n    path: '^/blueprint/mcp(/.*)?$'\n"),
+        "{}",
+        merged.text
+    );
+    assert_lines_kept(text, &merged.text);
+    // The legacy rule routed blueprint's endpoint until now: the operator is told.
+    assert!(
+        merged.warnings.iter().any(|w| w.contains("ingress rule #1")
+            && w.contains("https://axe.axelabs.ai/blueprint/mcp")
+            && w.contains("take it now")),
+        "{:?}",
+        merged.warnings
+    );
+    let urls = [
+        "https://axe.axelabs.ai/x/mcp",
+        "https://other.axelabs.ai/blueprint/mcp",
+    ];
+    assert_eq!(routes(&merged.text, &urls), routes(text, &urls));
+}
+
+#[test]
+fn cloudflared_real_conflict_on_a_shared_host_is_refused_unless_forced() {
+    // The same hostname and path pointing somewhere else is the one thing refused.
+    let (_dir, path) = copy("cloudflared-shared-host.yml");
+    let text = read(&path).replace(
+        "  # the main app",
+        "  - hostname: axe.axelabs.ai\n    path: ^/blueprint/mcp(/.*)?$\n    service: http://host.docker.internal:3999   # old port\n  # the main app",
+    );
+    fs::write(&path, &text).unwrap();
+    let err = merge_cloudflared(&path, &blueprint(), false).unwrap_err();
+    let RenderError::Conflict { conflicts, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(conflicts.len(), 1, "{err}");
+    assert!(conflicts[0].what.contains("ingress rule #5"), "{err}");
+    assert_eq!(read(&path), text);
+    assert!(!bak(&path).exists());
+
+    let report = merge_cloudflared(&path, &blueprint(), true).unwrap();
+    let merged = read(&path);
+    assert!(merged.contains("service: http://host.docker.internal:3151   # old port"));
+    assert_eq!(read(&bak(&path)), text);
+    for (_, _, service) in routes(&merged, BLUEPRINT_URLS) {
+        assert_eq!(service, "http://host.docker.internal:3151");
+    }
+    assert!(report.actions.iter().any(|a| a.contains("--force")));
+    assert!(
+        !merge_cloudflared(&path, &blueprint(), false)
+            .unwrap()
+            .changed
+    );
+}
+
+#[test]
+fn cloudflared_merge_refuses_rules_that_are_dead_for_some_of_their_urls() {
+    // An unanchored legacy rule above blueprint's catches /blueprint/mcp/… sub-paths (not the
+    // probe URL itself): refused by name, not reported as an internal error.
+    let text = "ingress:\n  - hostname: axe.axelabs.ai\n    path: /mcp/\n    service: http://localhost:9000\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/mcp(/.*)?$\n    service: http://host.docker.internal:3151\n  - service: http_status:404\n";
+    let err =
+        merge_cloudflared_text(text, Path::new("config.yml"), &blueprint(), false).unwrap_err();
+    assert!(matches!(err, RenderError::Cloudflared { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("config.yml:2: ingress rule #1") && msg.contains("/blueprint/mcp/"),
+        "{msg}"
+    );
 }

@@ -56,6 +56,8 @@ struct Frame {
     hang: bool,
     /// The scheme the app puts in `resource_metadata` (it sees plain HTTP behind the proxy).
     scheme: &'static str,
+    /// The app serves `Route("/blueprint/health", health)` (seed §4.2 ④).
+    health_route: bool,
 }
 
 impl Frame {
@@ -74,6 +76,7 @@ impl Frame {
             redirect_to: None,
             hang: false,
             scheme: "http",
+            health_route: true,
         }
     }
 
@@ -136,7 +139,7 @@ async fn handle(
         return unauthorized(&f, &host, reason);
     }
     match (method, path) {
-        (Method::GET, "/blueprint/health") => {
+        (Method::GET, "/blueprint/health") if f.health_route => {
             axum::Json(json!({"status": "ok", "service": "blueprint-mcp"})).into_response()
         }
         (Method::GET, META_SERVICE | META_RESOURCE | META_DEFAULT) => {
@@ -740,4 +743,104 @@ fn cli_rejects_a_url_with_a_path() {
     assert_eq!(output.status.code(), Some(2));
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(doc["error"]["kind"], "usage");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tunnel config on this machine (issue 9 §3): #10a and what a health 404 means
+// ---------------------------------------------------------------------------------------------
+
+/// A tunnel config with the main app on the host and, when `merged`, blueprint's rendered rules
+/// merged in (`entraform render --merge-cloudflared`); otherwise the two rules of before the
+/// health rule.
+fn tunnel_config(merged: bool) -> String {
+    let base = "ingress:\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/mcp(/.*)?$\n    service: http://host.docker.internal:3151\n  - hostname: axe.axelabs.ai\n    path: ^/blueprint/\\.well-known/oauth-protected-resource(/.*)?$\n    service: http://host.docker.internal:3151\n  - hostname: axe.axelabs.ai\n    service: http://host.docker.internal:3100\n  - service: http_status:404\n";
+    if !merged {
+        return base.to_owned();
+    }
+    entraform::render::merge::merge_cloudflared_text(
+        base,
+        std::path::Path::new("config.yml"),
+        &blueprint(),
+        false,
+    )
+    .unwrap()
+    .text
+}
+
+#[test]
+fn the_tunnel_check_routes_every_url_of_the_rendered_rules() {
+    use entraform::verify::tunnel::{routing, routing_check};
+    let d = blueprint();
+    let merged = routing(&d, &tunnel_config(true)).unwrap();
+    assert!(merged.routes.iter().all(|r| r.to_proxy), "{merged:#?}");
+    assert_eq!(merged.routes.len(), 3);
+    let c = routing_check(&d, &Ok(merged));
+    assert_eq!(c.status, CheckStatus::Pass, "{c:#?}");
+    assert!(
+        c.detail
+            .contains("https://axe.axelabs.ai/blueprint/health → rule #"),
+        "{c:#?}"
+    );
+
+    // The config of before the health rule: the main app answers /blueprint/health.
+    let old = routing(&d, &tunnel_config(false)).unwrap();
+    let health = old.route_ending("/blueprint/health").unwrap();
+    assert_eq!((health.rule, health.to_proxy), (3, false));
+    let c = routing_check(&d, &Ok(old));
+    assert_eq!(c.status, CheckStatus::Fail, "{c:#?}");
+    let fix = c.fix.unwrap();
+    assert!(fix.starts_with("https://axe.axelabs.ai/blueprint/health does not reach http://host.docker.internal:3151"), "{fix}");
+    assert!(
+        fix.contains("--merge-cloudflared ~/.axe/tunnels/axelabs/config.yml"),
+        "{fix}"
+    );
+
+    // Not on this machine: skipped with the reason, cloudflared's message for a broken one.
+    let c = routing_check(&d, &routing(&d, "tunnel: x\n"));
+    assert_eq!(c.status, CheckStatus::Skip, "{c:#?}");
+    assert!(
+        c.detail.contains("doesn't contain any ingress rules"),
+        "{c:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_health_404_is_the_apps_when_the_tunnel_config_routes_it() {
+    use entraform::verify::probes::probe_http_routed;
+    use entraform::verify::tunnel::routing;
+    let d = blueprint();
+    let frame = Frame {
+        health_route: false,
+        ..Frame::good()
+    };
+    let base = serve(frame).await;
+    // The config has the health rule: the 404 came from the app, not the tunnel.
+    let routed = routing(&d, &tunnel_config(true)).unwrap();
+    let checks =
+        probe_http_routed(&base, &d, &client(), Duration::from_secs(5), Some(&routed)).await;
+    let f = fix(&checks, "#2");
+    assert_eq!(status(&checks, "#2"), CheckStatus::Fail);
+    assert!(f.contains("routes https://axe.axelabs.ai/blueprint/health to the proxy (rule #3), so the 404 is the app's"), "{f}");
+    assert!(f.contains("Route(\"/blueprint/health\", health)"), "{f}");
+    assert!(
+        !f.contains("merge-cloudflared") && !f.contains("add `^/blueprint/health$`"),
+        "{f}"
+    );
+
+    // A config without it: the tunnel is named as the cause, with the merge that fixes it.
+    let old = routing(&d, &tunnel_config(false)).unwrap();
+    let checks = probe_http_routed(&base, &d, &client(), Duration::from_secs(5), Some(&old)).await;
+    let f = fix(&checks, "#2");
+    assert!(f.contains("sends https://axe.axelabs.ai/blueprint/health to rule #3 (http://host.docker.internal:3100), not to the proxy"), "{f}");
+    assert!(f.contains("--merge-cloudflared"), "{f}");
+
+    // No config on this machine: both causes, and no claim that the rendered rules lack it.
+    let checks = probe_http(&base, &d, &client()).await;
+    let f = fix(&checks, "#2");
+    assert!(
+        f.contains("Route(\"/blueprint/health\", health)")
+            && f.contains("adds `^/blueprint/health$`"),
+        "{f}"
+    );
+    assert!(!f.contains("route `/blueprint/mcp…` and"), "{f}");
 }

@@ -1,6 +1,7 @@
 //! Manifest parsing: any bytes as a service manifest (with the example defaults), or, after a
 //! first line `#defaults`, as the defaults file (with the example blueprint manifest). Loading
-//! must return a located error or a desired state, never panic; a desired state must render.
+//! must return a located error or a desired state, never panic; a desired state must render
+//! (a template filter refusing a value lowering accepted is a bug).
 #![no_main]
 
 #[path = "common.rs"]
@@ -20,9 +21,13 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&path, service).unwrap();
     match entraform::manifest::load_service(&path, None) {
         Ok(desired) => {
-            // Everything derived from a valid manifest renders (or names why it cannot).
-            let _ = entraform::render::render_all(&desired, Some(common::CLIENT_ID), None);
-            let _ = entraform::render::render_all(&desired, None, None);
+            // Everything derived from a valid manifest renders: lowering refuses what the
+            // templates' filters would (control characters, issue 10).
+            for client_id in [Some(common::CLIENT_ID), None] {
+                if let Err(e) = entraform::render::render_all(&desired, client_id, None) {
+                    panic!("a manifest that loads does not render: {e}");
+                }
+            }
         }
         Err(e) => {
             // Every error has a message; building it must not panic either.

@@ -20,7 +20,17 @@ struct Report<'a> {
     client_id: Option<&'a str>,
     files: &'a [render::WrittenFile],
     merged: &'a [merge::MergeReport],
+    /// The blue/green layout, or null for a single `mcp` service.
+    blue_green: Option<BlueGreenReport>,
     warnings: &'a [String],
+}
+
+/// Which colour holds the network alias the proxy forwards to.
+#[derive(Serialize)]
+struct BlueGreenReport {
+    active: String,
+    alias: String,
+    services: Vec<render::McpService>,
 }
 
 pub fn run(args: RenderArgs, global: &GlobalArgs, printer: &Printer) -> Result<ExitStatus, Error> {
@@ -54,6 +64,31 @@ pub fn run(args: RenderArgs, global: &GlobalArgs, printer: &Printer) -> Result<E
             },
             file.path.display()
         ));
+    }
+
+    let blue_green = desired
+        .deploy
+        .blue_green
+        .as_ref()
+        .map(|bg| BlueGreenReport {
+            active: bg.active.clone(),
+            alias: desired.deploy.container_name.clone(),
+            services: render::mcp_services(&desired),
+        });
+    if let Some(bg) = &blue_green {
+        for svc in &bg.services {
+            let port = svc.ports.as_deref().unwrap_or_default();
+            printer.status(&format!(
+                "blue/green {} ({}, {port}): {}",
+                svc.name,
+                svc.container,
+                if svc.alias {
+                    format!("active, holds the alias {}", bg.alias)
+                } else {
+                    "passive".to_owned()
+                }
+            ));
+        }
     }
 
     let mut merged = Vec::new();
@@ -99,6 +134,7 @@ pub fn run(args: RenderArgs, global: &GlobalArgs, printer: &Printer) -> Result<E
             client_id,
             files: &written.files,
             merged: &merged,
+            blue_green,
             warnings: &warnings,
         });
     }

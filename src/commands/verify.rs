@@ -26,6 +26,15 @@ pub async fn run(
     let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
 
     let mut checks = verify::manual_checks(&desired);
+    // #10a: what the tunnel config on this machine routes (skipped when it is elsewhere).
+    let routing = verify::tunnel::config_path(&desired, &session::manifest_dir(&args.manifest))
+        .ok_or_else(|| "no home directory to expand `~/` with".to_string())
+        .and_then(|path| {
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
+        .and_then(|text| verify::tunnel::routing(&desired, &text));
+    checks.push(verify::tunnel::routing_check(&desired, &routing));
     match &base {
         Some(base) => {
             let client = probe_client(global.ca_cert.as_deref())?;
@@ -33,7 +42,16 @@ pub async fn run(
                 "probing {} (#2–#5)…",
                 base.origin().ascii_serialization()
             ));
-            checks.extend(probes::probe_http(base, &desired, &client).await);
+            checks.extend(
+                probes::probe_http_routed(
+                    base,
+                    &desired,
+                    &client,
+                    probes::PROBE_TIMEOUT,
+                    routing.as_ref().ok(),
+                )
+                .await,
+            );
         }
         None => checks.extend(verify::unprobed_checks(&desired)),
     }

@@ -247,7 +247,10 @@ fn tenant_guid_problem(found: &str) -> (String, String) {
 
 /// Check the organisation defaults on their own. Lowering assumes these passed.
 pub fn validate_defaults(d: &DefaultsManifest) -> Vec<Problem> {
-    let mut out = Vec::new();
+    let mut out = serde_json::to_value(d)
+        .map(|v| control_character_problems(&v, Origin::Defaults))
+        .unwrap_or_default();
+    let control = out.len();
     let root = FieldPath::root();
     if !KEY_NAME.is_match(&d.organisation) {
         out.push(Problem::defaults(
@@ -358,6 +361,86 @@ pub fn validate_defaults(d: &DefaultsManifest) -> Vec<Problem> {
             "e.g. `ports: {first: 3131, block: 10}`",
         ));
     }
+    keep_control_problems_only(&mut out, control);
+    out
+}
+
+/// A field with a control character gets that one problem, not also the messages of its other
+/// rules (which the character usually breaks too). The first `control` problems are those.
+fn keep_control_problems_only(problems: &mut Vec<Problem>, control: usize) {
+    let fields: Vec<FieldPath> = problems[..control]
+        .iter()
+        .map(|p| p.field.clone())
+        .collect();
+    let mut index = 0;
+    problems.retain(|p| {
+        index += 1;
+        index <= control || !fields.contains(&p.field)
+    });
+}
+
+/// Every string of a manifest that contains a control character (a newline, a tab, an escape
+/// sequence), by field. Manifest values are written into rendered files (a comment line of
+/// cloudflared.ingress.yaml holds `tunnel.config`; compose, Caddy and customers.yaml lines hold
+/// the others), where a newline would start a line of its own: a value must be one line of
+/// text. Not checked here: the vault declaration (it never reaches a rendered file and has its
+/// own rules) and the consent descriptions, which go to Graph only.
+pub fn control_character_problems(value: &serde_json::Value, origin: Origin) -> Vec<Problem> {
+    fn walk(
+        v: &serde_json::Value,
+        at: FieldPath,
+        keys: &mut Vec<String>,
+        origin: Origin,
+        out: &mut Vec<Problem>,
+    ) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Some(c) = s.chars().find(|c| c.is_control()) {
+                    let name = match c {
+                        '\n' => "a newline".to_owned(),
+                        '\r' => "a carriage return".to_owned(),
+                        '\t' => "a tab".to_owned(),
+                        other => format!("the control character U+{:04X}", u32::from(other)),
+                    };
+                    out.push(Problem {
+                        origin,
+                        field: at,
+                        message: format!(
+                            "{s:?} contains {name}; expected one line of text without control characters"
+                        ),
+                        hint: "remove it: the value is written into rendered files (compose, Caddyfile, \
+                               the tunnel config, customers.yaml), where a line break would start \
+                               a line of its own"
+                            .into(),
+                    });
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, at.i(i), keys, origin, out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    // `vault_path` has its own rules (a control character among them).
+                    // `vault` (and any vault declarations beside it) is the vault's own.
+                    let skip = (keys.is_empty() && k.starts_with("vault"))
+                        || k == "vault_path"
+                        || (keys.last().is_some_and(|p| p == "scope")
+                            && k.ends_with("_consent_description"));
+                    if skip {
+                        continue;
+                    }
+                    keys.push(k.clone());
+                    walk(item, at.k(k.clone()), keys, origin, out);
+                    keys.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, FieldPath::root(), &mut Vec::new(), origin, &mut out);
     out
 }
 
@@ -558,7 +641,10 @@ pub fn lower(
     source: &Path,
     defaults_path: &Path,
 ) -> Result<Desired, Vec<Problem>> {
-    let mut problems = Vec::new();
+    let mut problems = serde_json::to_value(m)
+        .map(|v| control_character_problems(&v, Origin::Service))
+        .unwrap_or_default();
+    let control = problems.len();
     let mut warnings = Vec::new();
     let root = FieldPath::root();
     let ov = &m.overrides;
@@ -634,6 +720,38 @@ pub fn lower(
         }
         seen_ports.push(*p);
     }
+    let blue_green = m.blue_green.as_ref().map(|bg| {
+        // The port block's layout: proxy = block start + 1, blue + 2, green + 3.
+        let blue = m.proxy_port.checked_add(1).unwrap_or(0);
+        let green = m.proxy_port.checked_add(2).unwrap_or(0);
+        let listed = |p: u16| m.host_ports.contains(&p);
+        if blue == 0 || green == 0 || !listed(blue) || !listed(green) {
+            let field = if m.host_ports.is_empty() {
+                root.k("blue_green")
+            } else {
+                root.k("host_ports")
+            };
+            problems.push(Problem::service(
+                field,
+                format!(
+                    "blue/green runs two containers on host ports {} and {} (proxy_port + 1 and + 2), but host_ports is {:?}; expected both listed there so no other service takes them",
+                    u32::from(m.proxy_port) + 1,
+                    u32::from(m.proxy_port) + 2,
+                    m.host_ports
+                ),
+                format!(
+                    "write `host_ports: [{}, {}]` (or remove `blue_green:` to run one `mcp` service)",
+                    u32::from(m.proxy_port) + 1,
+                    u32::from(m.proxy_port) + 2
+                ),
+            ));
+        }
+        crate::desired::BlueGreenSpec {
+            active: bg.active.as_str().to_owned(),
+            blue_port: blue,
+            green_port: green,
+        }
+    });
     if let Some(app_id) = &m.app_id
         && !is_guid(app_id)
     {
@@ -1111,9 +1229,11 @@ pub fn lower(
             .caddy_image
             .clone()
             .unwrap_or_else(|| d.compose.caddy_image.clone()),
+        blue_green,
     };
 
     if !problems.is_empty() {
+        keep_control_problems_only(&mut problems, control);
         return Err(problems);
     }
     Ok(Desired {

@@ -198,6 +198,11 @@ pub struct ServiceManifest {
     /// The compose service waits for `postgres` to be healthy.
     #[serde(default)]
     pub uses_postgres: bool,
+    /// Run the MCP server as two compose services, `mcp-blue` and `mcp-green` (containers
+    /// `<service>-mcp-blue`/`-green` on host ports `proxy_port + 1` and `+ 2`), with the network
+    /// alias `<service>-mcp` the proxy forwards to on the active one.
+    #[serde(default)]
+    pub blue_green: Option<BlueGreen>,
     /// Permissions besides the derived Microsoft Graph `User.Read`.
     #[serde(default)]
     pub permissions: Vec<PermissionRequest>,
@@ -244,6 +249,31 @@ impl HeldBy {
         match self {
             HeldBy::People => "people",
             HeldBy::Machines => "machines",
+        }
+    }
+}
+
+/// `blue_green:` in a service manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreen {
+    /// The colour that holds the network alias `<service>-mcp` (the proxy's upstream).
+    pub active: Colour,
+}
+
+/// A blue/green colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Colour {
+    Blue,
+    Green,
+}
+
+impl Colour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Colour::Blue => "blue",
+            Colour::Green => "green",
         }
     }
 }

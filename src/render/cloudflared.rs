@@ -329,15 +329,46 @@ fn hex(b: u8) -> Option<u8> {
 
 /// `Rule.Matches`: hostname (exact, or `*.suffix`, or any) and path regex (unanchored search).
 pub fn rule_matches(rule: &Rule, hostname: &str, path: &str) -> bool {
-    let host_ok = rule.hostname.is_empty()
-        || rule.hostname == "*"
-        || rule.hostname == hostname
-        || rule
-            .hostname
-            .strip_prefix('*')
-            .is_some_and(|suffix| suffix.starts_with('.') && hostname.ends_with(suffix));
     let path_ok = rule.path.as_ref().is_none_or(|re| re.is_match(path));
-    host_ok && path_ok
+    host_matches(&rule.hostname, hostname) && path_ok
+}
+
+/// `matchHost`: a rule's hostname (exact, `*.suffix`, or empty/`*` for any) against a request's.
+pub fn host_matches(rule_hostname: &str, hostname: &str) -> bool {
+    rule_hostname.is_empty()
+        || rule_hostname == "*"
+        || rule_hostname == hostname
+        || rule_hostname
+            .strip_prefix('*')
+            .is_some_and(|suffix| suffix.starts_with('.') && hostname.ends_with(suffix))
+}
+
+/// The literal text every path a regex matches must start with, when the regex is anchored
+/// (`^/frame/mcp(/.*)?$` → `/frame/mcp`). `None` when that cannot be told simply (no `^`, an
+/// alternation, flags): the caller must then assume the regex may match anything.
+pub fn anchored_literal_prefix(regex: &str) -> Option<String> {
+    let rest = regex.strip_prefix('^')?;
+    if regex.contains('|') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => e,
+                _ => break,
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => break,
+            other => other,
+        };
+        // A quantifier after a literal makes that character optional (`a?`, `a*`, `a{0,1}`).
+        if matches!(chars.peek(), Some('?' | '*' | '{')) {
+            break;
+        }
+        out.push(literal);
+    }
+    Some(out)
 }
 
 /// `cloudflared tunnel ingress rule URL`: the 0-based index of the first rule the URL matches.
@@ -383,6 +414,27 @@ mod tests {
             err.message,
             "axe.axelabs.ai/blueprint/mcp doesn't have a hostname, consider adding a scheme"
         );
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(
+            anchored_literal_prefix(r"^/frame/mcp(/.*)?$").as_deref(),
+            Some("/frame/mcp")
+        );
+        assert_eq!(
+            anchored_literal_prefix(r"^/my\-svc/\.well-known/x(/.*)?$").as_deref(),
+            Some("/my-svc/.well-known/x")
+        );
+        assert_eq!(
+            anchored_literal_prefix(r"^/blueprint/health$").as_deref(),
+            Some("/blueprint/health")
+        );
+        assert_eq!(anchored_literal_prefix(r"^/ab?c").as_deref(), Some("/a"));
+        assert_eq!(anchored_literal_prefix(r"^/a\d").as_deref(), Some("/a"));
+        assert_eq!(anchored_literal_prefix(r"/frame/mcp"), None);
+        assert_eq!(anchored_literal_prefix(r"^/(frame|hive)/mcp"), None);
+        assert_eq!(anchored_literal_prefix(r"(?i)^/frame"), None);
     }
 
     #[test]

@@ -226,8 +226,10 @@ pub struct IngressRule {
     pub probe_url: String,
 }
 
-/// The two path rules of a service: the MCP endpoint and its RFC 9728 metadata document.
-/// cloudflared does not strip the path prefix, so both go to the same proxy.
+/// The path rules of a service: the MCP endpoint, its RFC 9728 metadata document, and its
+/// health endpoint (the checklist's probe #2 and the troubleshooting guide curl
+/// `https://<host>/<service>/health` through the tunnel). cloudflared does not strip the path
+/// prefix, so all of them go to the same proxy.
 pub fn ingress_rules(desired: &Desired) -> Vec<IngressRule> {
     let service = regex::escape(&desired.service);
     let target = format!(
@@ -245,8 +247,14 @@ pub fn ingress_rules(desired: &Desired) -> Vec<IngressRule> {
         IngressRule {
             hostname: desired.host.clone(),
             path: format!(r"^/{service}/\.well-known/oauth-protected-resource(/.*)?$"),
-            service: target,
+            service: target.clone(),
             probe_url: format!("{base}/.well-known/oauth-protected-resource"),
+        },
+        IngressRule {
+            hostname: desired.host.clone(),
+            path: format!("^/{service}/health$"),
+            service: target,
+            probe_url: format!("{base}/health"),
         },
     ]
 }
@@ -335,6 +343,8 @@ struct CaddyContext {
 
 #[derive(Serialize)]
 struct ComposeContext {
+    /// The MCP server's compose services: `mcp`, or `mcp-blue` and `mcp-green`.
+    mcp_services: Vec<McpService>,
     /// `KEY=value` items of the mcp service's `environment:`.
     environment: Vec<String>,
     health_url: String,
@@ -342,6 +352,46 @@ struct ComposeContext {
     port_mapping: String,
     /// `<proxy_dir>/Caddyfile:/etc/caddy/Caddyfile:ro`.
     caddyfile_mount: String,
+}
+
+/// One compose service running the MCP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct McpService {
+    /// `mcp`, `mcp-blue` or `mcp-green`.
+    pub name: String,
+    /// `<service>-mcp`, `<service>-mcp-blue`, `<service>-mcp-green`.
+    pub container: String,
+    /// `blue` or `green` in a blue/green layout.
+    pub colour: Option<String>,
+    /// `"<host port>:<container port>"` of a colour (the single `mcp` service publishes none).
+    pub ports: Option<String>,
+    /// Holds the network alias `<service>-mcp` the proxy forwards to.
+    pub alias: bool,
+}
+
+/// The compose services of the MCP server: one `mcp` holding the alias, or with `blue_green`
+/// both colours, the alias on the active one.
+pub fn mcp_services(desired: &Desired) -> Vec<McpService> {
+    let deploy = &desired.deploy;
+    let Some(bg) = &deploy.blue_green else {
+        return vec![McpService {
+            name: "mcp".into(),
+            container: deploy.container_name.clone(),
+            colour: None,
+            ports: None,
+            alias: true,
+        }];
+    };
+    [("blue", bg.blue_port), ("green", bg.green_port)]
+        .into_iter()
+        .map(|(colour, port)| McpService {
+            name: format!("mcp-{colour}"),
+            container: format!("{}-{colour}", deploy.container_name),
+            colour: Some(colour.into()),
+            ports: Some(format!("{port}:{}", deploy.container_port)),
+            alias: bg.active == colour,
+        })
+        .collect()
 }
 
 fn context<'a>(desired: &'a Desired, client_id: Option<&str>) -> Context<'a> {
@@ -384,6 +434,7 @@ fn context<'a>(desired: &'a Desired, client_id: Option<&str>) -> Context<'a> {
             upstream: format!("{}:{}", deploy.container_name, deploy.container_port),
         },
         compose: ComposeContext {
+            mcp_services: mcp_services(desired),
             environment,
             health_url: format!("http://127.0.0.1:{}/health", deploy.container_port),
             port_mapping: format!("{}:80", deploy.proxy_port),
@@ -425,6 +476,11 @@ pub fn render_all(
     env.set_lstrip_blocks(true);
     env.add_filter("yaml", |v: String| yaml::scalar(&v));
     env.add_filter("yaml_dq", |v: String| yaml::double_quoted(&v));
+    // Every other value a template writes goes through one of these two: text in a comment
+    // line must be one line, and a Caddyfile token one word (issue 10: a newline in
+    // `tunnel.config` used to add ingress rules to cloudflared.ingress.yaml).
+    env.add_filter("comment", |v: minijinja::Value| one_line(&v.to_string()));
+    env.add_filter("caddy", |v: minijinja::Value| caddy_token(&v.to_string()));
     for (spec, source) in TEMPLATES.iter().zip(&sources) {
         env.add_template_owned(spec.file, source.clone())
             .map_err(|e| template_error(spec.file, &e))?;
@@ -443,6 +499,40 @@ pub fn render_all(
             })
         })
         .collect()
+}
+
+/// A value for a `# …` comment line: refused when it holds a control character (a newline
+/// would end the comment and start a line of YAML).
+pub(crate) fn one_line(v: &str) -> Result<String, minijinja::Error> {
+    match v.chars().find(|c| c.is_control()) {
+        None => Ok(v.to_owned()),
+        Some(c) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "{v:?} holds the control character U+{:04X}; a value written into a comment line must be one line",
+                u32::from(c)
+            ),
+        )),
+    }
+}
+
+/// A Caddyfile token written bare: refused unless it is one word of characters that mean
+/// nothing to the Caddyfile lexer (no space, quote, brace, `#` or control character; see
+/// <https://caddyserver.com/docs/caddyfile/concepts#tokens-and-quotes>).
+fn caddy_token(v: &str) -> Result<String, minijinja::Error> {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@[]".contains(c));
+    if plain {
+        Ok(v.to_owned())
+    } else {
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "{v:?} is not a plain Caddyfile word (letters, digits and - _ . : / @ [ ] only)"
+            ),
+        ))
+    }
 }
 
 /// The message with the template line it points at.

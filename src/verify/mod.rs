@@ -16,6 +16,7 @@ use crate::exit::ExitStatus;
 
 pub mod entra;
 pub mod probes;
+pub mod tunnel;
 
 /// The outcome of one checklist item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -308,6 +309,19 @@ pub fn manual_checks(desired: &Desired) -> Vec<Check> {
     let networks = desired.deploy.networks.join(", ");
     let endpoint = format!("https://{}/{}/mcp", desired.host, desired.service);
 
+    // With blue/green, `grep <service>-mcp` lists both colours, and both must be healthy: a
+    // swap moves the alias to the passive one.
+    let (inspect, colours) = match &desired.deploy.blue_green {
+        Some(bg) => (
+            sh(&format!("{}-{}", desired.deploy.container_name, bg.active)),
+            format!(
+                " Blue/green: both `{0}-blue` and `{0}-green` are listed and both must be healthy \
+                 (the alias is on {1}; a swap moves it to the other).",
+                desired.deploy.container_name, bg.active
+            ),
+        ),
+        None => (container.clone(), String::new()),
+    };
     let mut checks = vec![
         Check::manual(
             "#1",
@@ -315,8 +329,8 @@ pub fn manual_checks(desired: &Desired) -> Vec<Check> {
             format!("docker ps | grep {container}"),
             format!(
                 "`Up … (healthy)`. Unhealthy: `docker inspect --format '{{{{json .State.Health}}}}' \
-                 {container}`; a Python image needs the curl healthcheck, not a leftover \
-                 `node -e fetch(...)` one (seed §5 ③)."
+                 {inspect}`; a Python image needs the curl healthcheck, not a leftover \
+                 `node -e fetch(...)` one (seed §5 ③).{colours}"
             ),
         ),
         Check::manual(
@@ -364,7 +378,7 @@ pub fn manual_checks(desired: &Desired) -> Vec<Check> {
             format!(
                 "the tunnel is connected and serves `{host}`. To see the rule a URL hits: \
                  `cloudflared tunnel --config {cfg} ingress rule {endpoint}` must match \
-                 `http://{up}:{port}` (render with `--merge-cloudflared` to add the two rules).{tunnel_note}",
+                 `http://{up}:{port}` (render with `--merge-cloudflared` to add the service's rules; #10a checks the local config).{tunnel_note}",
                 host = desired.host,
                 cfg = sh(&desired.deploy.tunnel_config),
                 up = desired.deploy.upstream_host,

@@ -25,6 +25,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+use super::tunnel::TunnelRouting;
 use super::{Check, env_prefix, tunnel_name};
 use crate::desired::Desired;
 
@@ -80,7 +81,20 @@ pub async fn probe_http_with(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Vec<Check> {
-    let target = Target::new(base, desired, client, timeout);
+    probe_http_routed(base, desired, client, timeout, None).await
+}
+
+/// [`probe_http_with`], knowing what the local tunnel config routes (`verify` reads it when it
+/// is on this machine), so a 404 says whether the tunnel or the app answered it.
+pub async fn probe_http_routed(
+    base: &Url,
+    desired: &Desired,
+    client: &reqwest::Client,
+    timeout: Duration,
+    routing: Option<&TunnelRouting>,
+) -> Vec<Check> {
+    let mut target = Target::new(base, desired, client, timeout);
+    target.routing = routing;
     let (health, meta, meta_resource, meta_default, no_bearer, fake_bearer) = tokio::join!(
         target.health(),
         target.metadata_service_path(),
@@ -108,6 +122,8 @@ struct Target<'a> {
     root: Url,
     /// `<root><service>/mcp`: the MCP endpoint, the protected resource.
     endpoint: Url,
+    /// What the local tunnel config routes, when it was read.
+    routing: Option<&'a TunnelRouting>,
 }
 
 /// A response, read up to [`BODY_CAP`].
@@ -219,6 +235,7 @@ impl<'a> Target<'a> {
             timeout,
             endpoint: root.clone(),
             root,
+            routing: None,
         };
         target.endpoint = target.url(&format!("{}/mcp", desired.service));
         target
@@ -436,15 +453,7 @@ impl<'a> Target<'a> {
                          `_PUBLIC_PATHS` (seed §4.2 ⑤)",
                         self.service()
                     )),
-                    404 => Some(format!(
-                        "the path is not routed: the server needs `Route(\"/{svc}/health\", health)` \
-                         (seed §4.2 ④); a 404 from the tunnel instead means no ingress rule \
-                         matches: the two rules `entraform render` writes route `/{svc}/mcp…` and \
-                         `/{svc}/.well-known/…` only, so add `^/{svc}/health$` to http://{up}:{port}",
-                        svc = self.service(),
-                        up = self.desired.deploy.upstream_host,
-                        port = self.desired.deploy.proxy_port,
-                    )),
+                    404 => Some(self.health_not_found()),
                     _ => None,
                 };
                 Check::fail(
@@ -454,6 +463,39 @@ impl<'a> Target<'a> {
                     self.fix_for(&seen, specific, "200"),
                 )
             }
+        }
+    }
+
+    /// Why `/<service>/health` answered 404: the tunnel (no rule reaches the proxy) or the app
+    /// (no route), told apart by the local tunnel config when it was read.
+    fn health_not_found(&self) -> String {
+        let svc = self.service();
+        let app = format!("the server needs `Route(\"/{svc}/health\", health)` (seed §4.2 ④)");
+        let up = &self.desired.deploy.upstream_host;
+        let port = self.desired.deploy.proxy_port;
+        let merge = format!(
+            "`entraform render MANIFEST --merge-cloudflared {}` adds `^/{svc}/health$` to \
+             http://{up}:{port}",
+            self.desired.deploy.tunnel_config
+        );
+        let route = self.routing.and_then(|r| {
+            r.route_ending(&format!("/{svc}/health"))
+                .map(|route| (r, route))
+        });
+        match route {
+            Some((r, route)) if route.to_proxy => format!(
+                "the tunnel config {} routes {} to the proxy (rule #{}), so the 404 is the \
+                 app's: {app}",
+                r.config, route.url, route.rule
+            ),
+            Some((r, route)) => format!(
+                "the tunnel config {} sends {} to rule #{} ({}), not to the proxy: {merge}",
+                r.config, route.url, route.rule, route.service
+            ),
+            None => format!(
+                "the path is not routed: {app}; a 404 from the tunnel instead means no ingress \
+                 rule reaches the proxy: {merge}"
+            ),
         }
     }
 

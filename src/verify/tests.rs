@@ -274,3 +274,24 @@ proptest! {
         prop_assert!(!cut.contains('\n'));
     }
 }
+
+#[test]
+fn blue_green_asks_for_both_colours_healthy() {
+    let mut d = blueprint();
+    d.deploy.blue_green = Some(crate::desired::BlueGreenSpec {
+        active: "green".into(),
+        blue_port: 3152,
+        green_port: 3153,
+    });
+    let checks = manual_checks(&d);
+    let c1 = checks.iter().find(|c| c.id == "#1").unwrap();
+    let expect = c1.fix.as_deref().unwrap();
+    assert!(
+        expect.contains("blueprint-mcp-blue` and `blueprint-mcp-green` are listed"),
+        "{expect}"
+    );
+    assert!(
+        expect.contains("{{json .State.Health}}' blueprint-mcp-green"),
+        "{expect}"
+    );
+}

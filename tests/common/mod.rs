@@ -125,6 +125,7 @@ pub fn service(name: &str, proxy_port: u16, app_id: Option<&str>) -> Desired {
             dockerfile: "mcp/Dockerfile".into(),
             proxy_dir: format!("~/.axe/{name}-mcp-proxy"),
             caddy_image: "caddy:2".into(),
+            blue_green: None,
         },
         reference: Some("frame".into()),
         source: PathBuf::from(format!("manifests/{name}.yaml")),
