@@ -258,9 +258,15 @@ pub struct EmulatorArgs {
     /// Serve HTTPS with a generated CA + leaf certificate (needed by azure_identity and az).
     #[arg(long)]
     pub tls: bool,
-    /// Tenant id of the emulated tenant.
-    #[arg(long, default_value = "122fb574-7efa-476a-95b6-bee81bce2cce")]
-    pub tenant: String,
+    /// Tenant id of an emulated tenant (repeatable: each is its own directory, operators and
+    /// login issuer; the first is exported as AZURE_TENANT_ID). Default:
+    /// 122fb574-7efa-476a-95b6-bee81bce2cce.
+    #[arg(long = "tenant", value_name = "GUID")]
+    pub tenants: Vec<String>,
+    /// Host one tenant per distinct `customers.<c>.tenant_id` of this defaults.yaml (after any
+    /// --tenant), with the customers' verified domains.
+    #[arg(long = "tenants-from", value_name = "DEFAULTS_FILE")]
+    pub tenants_from: Option<PathBuf>,
     /// A verified domain of the tenant (repeatable).
     #[arg(long = "verified-domain", value_name = "DOMAIN")]
     pub verified_domains: Vec<String>,

@@ -22,7 +22,7 @@ use crate::exit::ExitStatus;
 use crate::graph::client::BatchRequest;
 use crate::graph::wire::{Application, PasswordCredential};
 use crate::graph::{GraphError, GraphWrite};
-use crate::observed::{FoundBy, find_apps};
+use crate::observed::FoundBy;
 use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialRef, Due, KeepReason, Kept, PrunePolicy};
@@ -88,20 +88,30 @@ pub async fn run(
         },
         overlap_days: args.overlap_days,
     };
-    let session = Arc::new(Session::from_global(global)?);
-    let apps = find_apps(&session.client, &desired).await?;
+    // One session per customer tenant, connected in parallel (token + `tid` check); a tenant
+    // that cannot be reached fails only its own services.
+    let tenants = session::Tenants::connect(global, session::tenants_of(&desired)).await?;
+    if single && let Some(failure) = tenants.failures().first() {
+        return Err(failure.to_error());
+    }
+    tenants.warn_failures(printer);
+    let apps = session::find_apps_by_tenant(&tenants, &desired).await;
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut set = tokio::task::JoinSet::new();
-    for (i, (d, app)) in desired.iter().cloned().zip(apps).enumerate() {
-        let session = Arc::clone(&session);
+    for (i, (d, found)) in desired.iter().cloned().zip(apps).enumerate() {
         let semaphore = Arc::clone(&semaphore);
         let base = base.clone();
         let opts = opts.clone();
         let printer = printer.clone();
         set.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            let result = rotate_one(&session, &d, app, &opts, &base, &printer).await;
+            let result = match found {
+                Ok((session, app)) => {
+                    rotate_one(&session, &d, Ok(app), &opts, &base, &printer).await
+                }
+                Err(e) => Err(e),
+            };
             (i, d, result)
         });
     }
@@ -160,7 +170,7 @@ pub async fn run(
             "if_expiring_within": opts.if_expiring_within,
             "prune_foreign": opts.policy.prune_foreign,
             "services": reports,
-            "graph": session.client.stats(),
+            "graph": tenants.stats(),
         }));
     } else {
         printer.out(&render_text(&reports));
@@ -210,7 +220,7 @@ fn audit_record(
 async fn rotate_one(
     session: &Session,
     d: &Desired,
-    found: Result<(Option<Application>, Option<FoundBy>), GraphError>,
+    found: Result<(Option<Application>, Option<FoundBy>), Error>,
     opts: &Options,
     base: &Path,
     printer: &Printer,
