@@ -437,12 +437,36 @@ async fn the_bad_input_table_is_current() {
         &[("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000aa")],
     )
     .await;
+    // The token is asked for the customer's tenant (defaults.yaml), not AZURE_TENANT_ID.
+    let dead = t.case_dir();
+    t.edit(
+        &dead,
+        "manifests/defaults.yaml",
+        "tenant_id: 122fb574-7efa-476a-95b6-bee81bce2cce   # axellc.com",
+        "tenant_id: 00000000-0000-0000-0000-00000000dead",
+    );
+    t.run(
+        &dead,
+        g,
+        "a customer tenant that does not exist (or the operator cannot reach)",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
     t.run(
         &d,
         g,
-        "a tenant that does not exist",
+        "a `--graph-url` over plain http to a host that is not this machine",
         &["plan", HIVE],
-        &[("AZURE_TENANT_ID", "00000000-0000-0000-0000-00000000dead")],
+        &[("ENTRAFORM_GRAPH_URL", "http://graph.example.com/v1.0")],
+    )
+    .await;
+    t.run(
+        &d,
+        g,
+        "an `--authority-host` over plain http to a host that is not this machine",
+        &["plan", HIVE],
+        &[("AZURE_AUTHORITY_HOST", "http://login.example.com")],
     )
     .await;
     t.run(

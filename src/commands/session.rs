@@ -28,7 +28,7 @@ impl Session {
     /// From the global flags and the environment (`azure_identity`'s chain), in the
     /// credential's own tenant: only for a command that names no customer (`export APP_ID`).
     pub fn from_global(global: &GlobalArgs) -> Result<Self, Error> {
-        let auth = AuthConfig::from_global(global).map_err(GraphError::from)?;
+        let auth = auth_config(global)?;
         let client = GraphClient::from_auth(&auth)?;
         Ok(Session { auth, client })
     }
@@ -36,7 +36,7 @@ impl Session {
     /// The operator's credential asked for tokens in `tenant` (the customer's, from
     /// `defaults.yaml`), and a client that refuses any token whose `tid` is another tenant.
     pub fn for_tenant(global: &GlobalArgs, tenant: ExpectedTenant) -> Result<Self, Error> {
-        let auth = AuthConfig::from_global(global).map_err(GraphError::from)?;
+        let auth = auth_config(global)?;
         let credential =
             OperatorCredential::for_tenant(&auth, &tenant.tenant_id).map_err(GraphError::from)?;
         let client =
@@ -81,6 +81,23 @@ impl Session {
             .expect_tenant(ExpectedTenant::new(tenant, Vec::new()));
         Ok(Session { auth, client })
     }
+}
+
+/// The global flags' Graph and login addresses; plain `http` to anything but this machine is a
+/// usage error (exit 2), since the token (and at login the secret) would travel in clear.
+fn auth_config(global: &GlobalArgs) -> Result<AuthConfig, Error> {
+    for (flag, raw) in [
+        ("--graph-url", &global.graph_url),
+        ("--authority-host", &global.authority_host),
+    ] {
+        if let Ok(url) = url::Url::parse(raw)
+            && let Err(crate::graph::AuthError::Config { message, hint }) =
+                crate::graph::auth::plain_http_only_on_loopback(flag, &url)
+        {
+            return Err(Error::usage(message, Some(hint)));
+        }
+    }
+    Ok(AuthConfig::from_global(global).map_err(GraphError::from)?)
 }
 
 /// The tenant of these services (all of one tenant) with their customers named.
@@ -234,10 +251,7 @@ pub type FoundIn = Result<(Arc<Session>, Found), Error>;
 
 /// The app of every service, each tenant's look-ups in its own `$batch` under its own
 /// session, tenants in parallel. A failed tenant (or its failed batch) fails only its services.
-pub async fn find_apps_by_tenant(
-    tenants: &Tenants,
-    desired: &[Desired],
-) -> Vec<FoundIn> {
+pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<FoundIn> {
     let mut set = tokio::task::JoinSet::new();
     for (key, idx) in group_by_tenant(desired) {
         let group: Vec<Desired> = idx.iter().map(|&i| desired[i].clone()).collect();
@@ -259,8 +273,7 @@ pub async fn find_apps_by_tenant(
             (idx, results)
         });
     }
-    let mut out: Vec<Option<FoundIn>> =
-        (0..desired.len()).map(|_| None).collect();
+    let mut out: Vec<Option<FoundIn>> = (0..desired.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((idx, results)) = joined {
             for (i, r) in idx.into_iter().zip(results) {

@@ -33,6 +33,7 @@ pub async fn run(
             Err(e @ Error::Graph(crate::graph::GraphError::Tenant(_))) => return Err(e),
             Err(e) => Err(e),
         },
+        Err(e @ Error::Usage { .. }) => return Err(e),
         Err(e) => Err(e),
     };
 

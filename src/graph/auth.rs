@@ -438,16 +438,11 @@ impl OperatorCredential {
 
     /// How a candidate is named in errors: the secret-based ones say which authority they asked.
     fn context(&self, kind: CredentialKind) -> String {
-        let tenant = self
-            .tenant
-            .as_ref()
-            .map(|t| format!(" for tenant {t}"))
-            .unwrap_or_default();
         match (kind, &self.authority) {
             (CredentialKind::ClientSecret | CredentialKind::WorkloadIdentity, Some(a)) => {
-                format!("{kind}{tenant} at {a}")
+                format!("{kind} at {a}")
             }
-            _ => format!("{kind}{tenant}"),
+            _ => kind.to_string(),
         }
     }
 
@@ -510,6 +505,11 @@ impl OperatorCredential {
     }
 }
 
+/// AADSTS codes that mean "not in this tenant": tenant not found (90002), application not
+/// found in the directory (700016), no service principal in the tenant (7000229), the resource
+/// not in the tenant (500011) (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
+const TENANT_CODES: &[u32] = &[90002, 700016, 7000229, 500011];
+
 fn process_env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
 }
@@ -571,10 +571,20 @@ impl AuthError {
                 "log in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
                     .into(),
             ),
-            AuthError::InTenant { tenant, source, .. } => Some(format!(
-                "{}; the token was asked for the customer's tenant {tenant}: `az login --tenant {tenant}`, or an operator app (AZURE_CLIENT_ID) registered or consented in {tenant}",
-                source.hint().unwrap_or_default().trim_end_matches('.')
-            )),
+            // A refusal that is about the tenant (not found, app not there, SP not there), or
+            // no answer from a tool: say how to get a token for that tenant. A wrong or
+            // expired secret keeps its own fix.
+            AuthError::InTenant { tenant, source, .. }
+                if source
+                    .aadsts()
+                    .is_none_or(|c| TENANT_CODES.contains(&c)) =>
+            {
+                Some(format!(
+                    "{}; the token was asked for the customer's tenant {tenant}: `az login --tenant {tenant}`, or an operator app (AZURE_CLIENT_ID) registered or consented in {tenant}",
+                    source.hint().unwrap_or_default().trim_end_matches('.')
+                ))
+            }
+            AuthError::InTenant { source, .. } => source.hint(),
         }
     }
 
@@ -854,6 +864,44 @@ mod tests {
         assert_eq!(
             emu.graph_scope().unwrap(),
             "https://127.0.0.1:8443/.default"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_to_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/v1.0",
+            "http://127.8.9.10/v1.0",
+            "http://[::1]:80/v1.0",
+            "http://localhost:1/v1.0",
+            "https://graph.example.com/v1.0",
+        ] {
+            let url = Url::parse(ok).unwrap();
+            assert!(
+                plain_http_only_on_loopback("--graph-url", &url).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://graph.example.com/v1.0",
+            "http://10.0.0.5/v1.0",
+            "http://[::2]/v1.0",
+            "http://localhost.example.com/v1.0",
+            "http://128.0.0.1/v1.0",
+        ] {
+            let url = Url::parse(bad).unwrap();
+            let err = plain_http_only_on_loopback("--graph-url", &url).unwrap_err();
+            assert!(err.to_string().contains("plain http"), "{bad}: {err}");
+            assert!(err.hint().unwrap().contains("127.0.0.1"), "{bad}");
+        }
+        let cfg = AuthConfig::new(DEFAULT_AUTHORITY_HOST, "http://graph.example.com/v1.0");
+        assert!(cfg.graph_scope().is_err());
+        let cfg = AuthConfig::new("http://login.example.com", DEFAULT_GRAPH_URL);
+        assert!(
+            cfg.authority_url()
+                .unwrap_err()
+                .to_string()
+                .contains("not this machine")
         );
     }
 
