@@ -94,7 +94,6 @@ pub async fn run(
     if single && let Some(failure) = tenants.failures().first() {
         return Err(failure.to_error());
     }
-    tenants.warn_failures(printer);
     let apps = session::find_apps_by_tenant(&tenants, &desired).await;
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
@@ -180,7 +179,11 @@ pub async fn run(
     }
     for r in &failed {
         if let Some(e) = &r.error {
-            printer.warn(&format!("{}: {}", r.service, e.message));
+            if e.message.starts_with(&format!("{}:", r.service)) {
+                printer.warn(&e.message);
+            } else {
+                printer.warn(&format!("{}: {}", r.service, e.message));
+            }
             if let Some(h) = &e.hint {
                 printer.status(&format!("  hint: {h}"));
             }

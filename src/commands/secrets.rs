@@ -167,7 +167,6 @@ pub async fn run(
     {
         return Err(failure.to_error());
     }
-    tenants.warn_failures(printer);
     // The vault reads are local: run them while the one Graph round trip is in flight (only
     // for services whose tenant is reachable).
     let vault_reads = async {
