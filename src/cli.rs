@@ -267,12 +267,13 @@ pub struct EmulatorArgs {
     /// --tenant), with the customers' verified domains.
     #[arg(long = "tenants-from", value_name = "DEFAULTS_FILE")]
     pub tenants_from: Option<PathBuf>,
-    /// A verified domain of the tenant (repeatable).
+    /// A verified domain of every hosted tenant (repeatable).
     #[arg(long = "verified-domain", value_name = "DOMAIN")]
     pub verified_domains: Vec<String>,
     /// Load apps as if made by hand (JSON; repeatable). Format: {"applications": [{...application
     /// JSON..., "servicePrincipal": true, "passwords": [{"displayName": ...}], "grants":
-    /// [{"resourceAppId": "<appId>|self", "scope": "..."}]}]}. Ignored when --state already exists.
+    /// [{"resourceAppId": "<appId>|self", "scope": "..."}]}]}; an optional top-level "tenant":
+    /// "GUID" seeds another hosted tenant than the first. Ignored when --state already exists.
     #[arg(long = "seed", value_name = "FILE")]
     pub seeds: Vec<PathBuf>,
     /// Added latency per request.

@@ -181,6 +181,23 @@ async fn every_graph_command_refuses_a_token_of_another_tenant_before_any_graph_
             "{args:?}: no Graph request: {log:#?}"
         );
     }
+    // The typed error, in JSON too.
+    for args in [
+        &["plan", "manifests/hive.yaml", "--output", "json"][..],
+        &["secrets", "manifests/hive.yaml", "--output", "json"],
+    ] {
+        let run = h.run(args).await;
+        run.expect(1);
+        let doc = run.json();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["error"]["kind"], "graph", "{args:?}: {doc}");
+        assert!(
+            doc["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("az login --tenant {B}"))
+        );
+    }
     let asked = std::fs::read_to_string(&az_args).unwrap();
     assert!(
         asked

@@ -195,10 +195,7 @@ async fn run_one(
     if let Resolved::Manifest(r) = &resolved {
         owners.push((**r).clone());
     }
-    let tenants = Tenants::connect(global, tenants_of(&owners)).await?;
-    if let Some(failure) = tenants.failures().first() {
-        return Err(failure.to_error());
-    }
+    let tenants = Tenants::connect_all_or_fail(global, tenants_of(&owners)).await?;
     printer.status(&format!(
         "reading {} and its reference {}…",
         desired.service,

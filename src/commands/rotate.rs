@@ -90,10 +90,12 @@ pub async fn run(
     };
     // One session per customer tenant, connected in parallel (token + `tid` check); a tenant
     // that cannot be reached fails only its own services.
-    let tenants = session::Tenants::connect(global, session::tenants_of(&desired)).await?;
-    if single && let Some(failure) = tenants.failures().first() {
-        return Err(failure.to_error());
-    }
+    let wanted = session::tenants_of(&desired);
+    let tenants = if single {
+        session::Tenants::connect_all_or_fail(global, wanted).await?
+    } else {
+        session::Tenants::connect(global, wanted).await?
+    };
     let apps = session::find_apps_by_tenant(&tenants, &desired).await;
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));

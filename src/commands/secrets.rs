@@ -161,12 +161,12 @@ pub async fn run(
     )?;
     // One session per customer tenant, connected in parallel (token + `tid` check) before any
     // vault or Graph read; a tenant that cannot be reached fails only its own services.
-    let tenants = session::Tenants::connect(global, session::tenants_of(&desired)).await?;
-    if args.all.is_none()
-        && let Some(failure) = tenants.failures().first()
-    {
-        return Err(failure.to_error());
-    }
+    let wanted = session::tenants_of(&desired);
+    let tenants = if args.all.is_none() {
+        session::Tenants::connect_all_or_fail(global, wanted).await?
+    } else {
+        session::Tenants::connect(global, wanted).await?
+    };
     // The vault reads are local: run them while the one Graph round trip is in flight (only
     // for services whose tenant is reachable).
     let vault_reads = async {

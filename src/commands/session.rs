@@ -174,6 +174,23 @@ impl Tenants {
     /// services fail. Configuration errors (flags, CA file) are the same for every tenant and
     /// end the command.
     pub async fn connect(global: &GlobalArgs, wanted: Vec<ExpectedTenant>) -> Result<Self, Error> {
+        Self::connect_with(global, wanted, false).await
+    }
+
+    /// [`Tenants::connect`] for a run on one manifest: any tenant that cannot be reached ends
+    /// the command with its own typed error (the same error, kind and hint as for one session).
+    pub async fn connect_all_or_fail(
+        global: &GlobalArgs,
+        wanted: Vec<ExpectedTenant>,
+    ) -> Result<Self, Error> {
+        Self::connect_with(global, wanted, true).await
+    }
+
+    async fn connect_with(
+        global: &GlobalArgs,
+        wanted: Vec<ExpectedTenant>,
+        strict: bool,
+    ) -> Result<Self, Error> {
         let mut set = tokio::task::JoinSet::new();
         for expected in wanted {
             let key = expected.tenant_id.to_ascii_lowercase();
@@ -181,7 +198,7 @@ impl Tenants {
             set.spawn(async move {
                 let result = match session.connect().await {
                     Ok(()) => Ok(session),
-                    Err(e) => Err(TenantFailure::new(&expected, &e)),
+                    Err(e) => Err((expected, e)),
                 };
                 (key, result)
             });
@@ -194,6 +211,11 @@ impl Tenants {
                     None::<String>,
                 )
             })?;
+            let result = match result {
+                Ok(s) => Ok(s),
+                Err((_, e)) if strict => return Err(e),
+                Err((expected, e)) => Err(TenantFailure::new(&expected, &e)),
+            };
             sessions.insert(key, result);
         }
         Ok(Tenants { sessions })
