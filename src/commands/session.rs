@@ -36,7 +36,11 @@ impl Session {
     /// The operator's credential asked for tokens in `tenant` (the customer's, from
     /// `defaults.yaml`), and a client that refuses any token whose `tid` is another tenant.
     pub fn for_tenant(global: &GlobalArgs, tenant: ExpectedTenant) -> Result<Self, Error> {
-        let auth = auth_config(global)?;
+        Self::for_tenant_with(auth_config(global)?, tenant)
+    }
+
+    /// [`Session::for_tenant`] over a given configuration (and its connection pool).
+    fn for_tenant_with(auth: AuthConfig, tenant: ExpectedTenant) -> Result<Self, Error> {
         let credential =
             OperatorCredential::for_tenant(&auth, &tenant.tenant_id).map_err(GraphError::from)?;
         let client =
@@ -191,10 +195,12 @@ impl Tenants {
         wanted: Vec<ExpectedTenant>,
         strict: bool,
     ) -> Result<Self, Error> {
+        let base = auth_config(global)?;
         let mut set = tokio::task::JoinSet::new();
         for expected in wanted {
             let key = expected.tenant_id.to_ascii_lowercase();
-            let session = Arc::new(Session::for_tenant(global, expected.clone())?);
+            let auth = base.share().map_err(GraphError::from)?;
+            let session = Arc::new(Session::for_tenant_with(auth, expected.clone())?);
             set.spawn(async move {
                 let result = match session.connect().await {
                     Ok(()) => Ok(session),

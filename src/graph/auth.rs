@@ -73,6 +73,20 @@ impl AuthConfig {
         }
     }
 
+    /// The same configuration over the same connection pool (one per process, shared by the
+    /// sessions of an `--all` run's tenants: no second set of TLS handshakes).
+    pub fn share(&self) -> Result<Self, AuthError> {
+        let http = self.http_client()?;
+        let copy = AuthConfig {
+            authority_host: self.authority_host.clone(),
+            graph_url: self.graph_url.clone(),
+            ca_pem: self.ca_pem.clone(),
+            http: OnceLock::new(),
+        };
+        let _ = copy.http.set(http);
+        Ok(copy)
+    }
+
     /// Trust the root certificate(s) of this PEM as well as the system's.
     pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
