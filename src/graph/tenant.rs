@@ -88,9 +88,17 @@ impl TenantError {
                 expected
             }
         };
-        format!(
-            "sign in to the customer's tenant: `az login --tenant {expected}`, or set AZURE_TENANT_ID={expected} with AZURE_CLIENT_ID/AZURE_CLIENT_SECRET of an operator app registered (or consented) there; a managed identity only gets tokens for its own tenant"
-        )
+        let sign_in = format!(
+            "`az login --tenant {expected}`, or set AZURE_TENANT_ID={expected} with AZURE_CLIENT_ID/AZURE_CLIENT_SECRET of an operator app registered (or consented) there"
+        );
+        match self {
+            TenantError::Mismatch { .. } => format!(
+                "sign in to the customer's tenant: {sign_in}; a managed identity only gets tokens for its own tenant"
+            ),
+            TenantError::Unverifiable { .. } => format!(
+                "use a credential whose Graph token is a JWT with a `tid` claim (a work or school identity of the customer's tenant): {sign_in}"
+            ),
+        }
     }
 
     /// The tenant the operator needed.
