@@ -6,9 +6,6 @@
 //! | `GET /_emulator/health` | `{"ok": true}` |
 //! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | the request log / clear it |
 //! | `GET /_emulator/state` | the tenant (no secret values) |
-//!
-//! Every route acts on the first hosted tenant, or on the one `?tenant=GUID` names (404 when
-//! the emulator does not host it); the request log and faults are the emulator's, not a tenant's.
 //! | `POST /_emulator/reset` | back to the start state |
 //! | `GET`/`POST /_emulator/faults` | read / merge fault settings |
 //! | `POST /_emulator/seed` | load a seed document → `{"appIds": [...]}` |
@@ -16,6 +13,9 @@
 //! | `PATCH`/`DELETE /_emulator/servicePrincipals/{id\|appId}` | same for SPs |
 //! | `PATCH`/`DELETE /_emulator/oauth2PermissionGrants/{id}` | same for grants |
 //! | `GET /_emulator/issued-secrets` | every secret value handed out (leak scans in tests) |
+//!
+//! Every route acts on the first hosted tenant, or on the one `?tenant=GUID` names (404 when
+//! the emulator does not host it); the request log and faults are the emulator's, not a tenant's.
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
