@@ -29,14 +29,14 @@
 //! }]}
 //! ```
 //! Seeded apps are created as if by hand: no uniqueName unless given, visible at once, and
-//! checked by the same rules as a Graph POST. A top-level `"tenant": "GUID"` seeds that hosted
-//! tenant instead of the first.
+//! checked by the same rules as a Graph POST. A `grants` entry makes an `AllPrincipals` grant
+//! from the app's SP to the SP of `resourceAppId` (`self` = the app itself). A top-level
+//! `"tenant": "GUID"` seeds that hosted tenant instead of the first.
 //!
 //! Several tenants ([`EmulatorConfig::add_tenant`]): each its own directory, operators and login
 //! issuer; a multi-tenant operator app registered in the first and consented in the others
 //! ([`RunningEmulator::multi_tenant_operator`]); Graph requests served from the tenant of the
-//! bearer token's `tid`. A `grants` entry makes an `AllPrincipals` grant
-//! from the app's SP to the SP of `resourceAppId` (`self` = the app itself).
+//! bearer token's `tid`.
 
 mod batch;
 mod control;
