@@ -286,15 +286,22 @@ pub struct EmulatorArgs {
     /// Serve HTTPS with a generated CA + leaf certificate (needed by azure_identity and az).
     #[arg(long)]
     pub tls: bool,
-    /// Tenant id of the emulated tenant.
-    #[arg(long, default_value = "122fb574-7efa-476a-95b6-bee81bce2cce")]
-    pub tenant: String,
-    /// A verified domain of the tenant (repeatable).
+    /// Tenant id of an emulated tenant (repeatable: each is its own directory, operators and
+    /// login issuer; the first is exported as AZURE_TENANT_ID). Default:
+    /// 122fb574-7efa-476a-95b6-bee81bce2cce.
+    #[arg(long = "tenant", value_name = "GUID")]
+    pub tenants: Vec<String>,
+    /// Host one tenant per distinct `customers.<c>.tenant_id` of this defaults.yaml (after any
+    /// --tenant), with the customers' verified domains.
+    #[arg(long = "tenants-from", value_name = "DEFAULTS_FILE")]
+    pub tenants_from: Option<PathBuf>,
+    /// A verified domain of every hosted tenant (repeatable).
     #[arg(long = "verified-domain", value_name = "DOMAIN")]
     pub verified_domains: Vec<String>,
     /// Load apps as if made by hand (JSON; repeatable). Format: {"applications": [{...application
     /// JSON..., "servicePrincipal": true, "passwords": [{"displayName": ...}], "grants":
-    /// [{"resourceAppId": "<appId>|self", "scope": "..."}]}]}. Ignored when --state already exists.
+    /// [{"resourceAppId": "<appId>|self", "scope": "..."}]}]}; an optional top-level "tenant":
+    /// "GUID" seeds another hosted tenant than the first. Ignored when --state already exists.
     #[arg(long = "seed", value_name = "FILE")]
     pub seeds: Vec<PathBuf>,
     /// Added latency per request.

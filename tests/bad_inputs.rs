@@ -468,12 +468,105 @@ async fn the_bad_input_table_is_current() {
         &[("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000aa")],
     )
     .await;
+    // The token is asked for the customer's tenant (defaults.yaml), not AZURE_TENANT_ID.
+    let dead = t.case_dir();
+    t.edit(
+        &dead,
+        "manifests/defaults.yaml",
+        "tenant_id: 122fb574-7efa-476a-95b6-bee81bce2cce   # axellc.com",
+        "tenant_id: 00000000-0000-0000-0000-00000000dead",
+    );
+    t.run(
+        &dead,
+        g,
+        "a customer tenant that does not exist (or the operator cannot reach)",
+        &["plan", HIVE],
+        &[],
+    )
+    .await;
+    // A token of another tenant than the customer's (what a managed identity of another
+    // tenant gets; here a stand-in `az` on PATH that prints, in `az account get-access-token
+    // -o json`'s shape, a real emulator token of its tenant), and a token that is not a JWT.
+    let foreign_token = {
+        let cfg = entraform::graph::AuthConfig::new(t.emu.authority_host(), t.emu.graph_url())
+            .with_ca_pem(t.emu.ca_cert_pem().unwrap().as_bytes());
+        let resp: serde_json::Value = cfg
+            .http_client()
+            .unwrap()
+            .post(t.emu.token_url())
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", t.emu.operator_client_id()),
+                ("client_secret", t.emu.operator_secret().expose()),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        resp["access_token"].as_str().unwrap().to_string()
+    };
+    for (input, token) in [
+        (
+            "a token for another tenant than the customer's (e.g. a managed identity's)",
+            foreign_token.as_str(),
+        ),
+        (
+            "a token that is not a JWT (its tenant cannot be read)",
+            "opaque-token",
+        ),
+    ] {
+        let c = t.case_dir();
+        t.edit(
+            &c,
+            "manifests/defaults.yaml",
+            "tenant_id: 122fb574-7efa-476a-95b6-bee81bce2cce   # axellc.com",
+            "tenant_id: 5b0e9c1a-7d3f-4e2a-9c8b-1f2e3d4c5b6a",
+        );
+        let bin = c.join("fakebin");
+        std::fs::create_dir_all(&bin).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let az = bin.join("az");
+            std::fs::write(
+                &az,
+                format!(
+                    "#!/bin/sh\nprintf '%s' '{{\"accessToken\":\"{token}\",\"expires_on\":4102444800,\"tokenType\":\"Bearer\"}}'\n"
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        t.run(
+            &c,
+            g,
+            input,
+            &["plan", HIVE],
+            &[("PATH", path.as_str()), ("AZURE_CLIENT_SECRET", "")],
+        )
+        .await;
+    }
     t.run(
         &d,
         g,
-        "a tenant that does not exist",
+        "a `--graph-url` over plain http to a host that is not this machine",
         &["plan", HIVE],
-        &[("AZURE_TENANT_ID", "00000000-0000-0000-0000-00000000dead")],
+        &[("ENTRAFORM_GRAPH_URL", "http://graph.example.com/v1.0")],
+    )
+    .await;
+    t.run(
+        &d,
+        g,
+        "an `--authority-host` over plain http to a host that is not this machine",
+        &["plan", HIVE],
+        &[("AZURE_AUTHORITY_HOST", "http://login.example.com")],
     )
     .await;
     t.run(

@@ -28,6 +28,30 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
 const DOMAIN: &str = "axelabs.ai";
+/// A second customer tenant (realchoice's, in the copies that move it there).
+const TENANT_B: &str = "5b0e9c1a-7d3f-4e2a-9c8b-1f2e3d4c5b6a";
+
+/// Move realchoice to tenant B and give it a service, `ledger` (reference frame).
+fn realchoice_in_b(manifests: &Path) {
+    let path = manifests.join("defaults.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let from = "    tenant_id: 122fb574-7efa-476a-95b6-bee81bce2cce\n    host: realchoice";
+    assert!(text.contains(from));
+    std::fs::write(
+        &path,
+        text.replacen(
+            from,
+            &format!("    tenant_id: {TENANT_B}\n    host: realchoice"),
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.join("ledger.yaml"),
+        "service: ledger\ncustomer: realchoice\nproxy_port: 3161\nreference: frame\n",
+    )
+    .unwrap();
+}
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -280,7 +304,8 @@ async fn no_command_leaks_a_secret_anywhere() {
         EmulatorConfig::default()
             .tls(true)
             .verified_domain(DOMAIN)
-            .seed(frame),
+            .seed(frame)
+            .add_tenant(TENANT_B),
     )
     .await
     .unwrap();
@@ -288,6 +313,10 @@ async fn no_command_leaks_a_secret_anywhere() {
     emu.write_ca_cert(&dir.path().join("ca.pem")).unwrap();
     copy_dir(&repo("manifests"), &dir.path().join("manifests"));
     copy_dir(&repo("manifests"), &dir.path().join("sandbox/manifests"));
+    // A sandbox of two customer tenants, and --all runs where one tenant is unreachable.
+    realchoice_in_b(&dir.path().join("sandbox/manifests"));
+    copy_dir(&repo("manifests"), &dir.path().join("tenants/manifests"));
+    realchoice_in_b(&dir.path().join("tenants/manifests"));
     std::fs::copy(
         repo("tests/fixtures/render/customers.yaml"),
         dir.path().join("customers.yaml"),
@@ -382,6 +411,20 @@ async fn no_command_leaks_a_secret_anywhere() {
     a.emu
         .set_faults(entraform::emulator::Faults::default())
         .unwrap();
+    // Two customer tenants, the second one the operator cannot reach (its app is registered
+    // in the first tenant only: AADSTS700016): only ledger fails, by name.
+    set_vault(
+        &a.root().join("tenants/manifests"),
+        "vault:\n  backend: file\n  path: vault.json\n",
+    );
+    for args in [
+        &["drift", "--all", "tenants/manifests"][..],
+        &["secrets", "--all", "tenants/manifests", "--output", "json"],
+        &["rotate", "--all", "tenants/manifests"],
+        &["plan", "tenants/manifests/ledger.yaml"],
+    ] {
+        a.run(args, &[1]).await;
+    }
     a.run(
         &[
             "render",
@@ -540,6 +583,12 @@ async fn no_command_leaks_a_secret_anywhere() {
         &[0],
     )
     .await;
+    a.run_in(
+        "sandbox",
+        &["apply", "manifests/ledger.yaml", "--sandbox"],
+        &[0],
+    )
+    .await;
     // The sandbox's in-process emulator hands its CA to the client in memory: it leaves no
     // certificate directory in TMPDIR.
     let left: Vec<String> = std::fs::read_dir(a.root().join("tmp"))
@@ -565,6 +614,7 @@ async fn no_command_leaks_a_secret_anywhere() {
     let exempt: Vec<PathBuf> = vec![
         a.manifests().join("vault.json"),
         a.manifests().join("store"),
+        a.root().join("tenants/manifests/vault.json"),
         sandbox_vault.clone(),
     ];
     let mut leaks: Vec<Leak> = Vec::new();

@@ -41,7 +41,9 @@ pub async fn run(
             .join(&desired.service);
         (Some(sb), session, PathBuf::from("."), audit_path, out)
     } else {
-        let session = Session::from_global(global)?;
+        // Token for the customer's tenant, its `tid` checked, before the vault or Graph is
+        // touched: a foreign tenant costs the token request and nothing else.
+        let session = Session::for_service(global, &desired).await?;
         let out = PathBuf::from("out")
             .join(&desired.customer)
             .join(&desired.service);
@@ -82,7 +84,20 @@ async fn converge(
     default_out: PathBuf,
 ) -> Result<ExitStatus, Error> {
     let vault = session::open_vault(desired, vault_base)?;
-    let reference = reference_manifest(desired, &args.manifest, global);
+    let mut reference = reference_manifest(desired, &args.manifest, global);
+    // This session is held to the service's tenant: a reference of another customer's tenant
+    // is not read here (it would be looked up in the wrong directory); `drift` reads each side
+    // in its own tenant.
+    if let Some(r) = reference.take_if(|r| !r.tenant_id.eq_ignore_ascii_case(&desired.tenant_id)) {
+        printer.status(&format!(
+            "the reference {} is in tenant {} (customer {}), not {}: compare with `entraform drift {}`",
+            r.service,
+            r.tenant_id,
+            r.customer,
+            desired.tenant_id,
+            args.manifest.display()
+        ));
+    }
     let (state, reference_app) = tokio::join!(
         session::read_state(session, desired, vault.clone()),
         async {

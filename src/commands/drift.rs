@@ -8,15 +8,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::{DriftArgs, GlobalArgs};
-use crate::commands::session::Session;
+use crate::commands::session::{Tenants, read_targets_by_tenant, tenants_of};
 use crate::desired::Desired;
 use crate::drift::reference::{self, ReferenceSpec};
-use crate::drift::{
-    DriftReport, DriftStatus, Identity, ReferenceInfo, Snapshot, Target, compare, read_targets,
-};
+use crate::drift::{DriftReport, DriftStatus, Identity, ReferenceInfo, Snapshot, Target, compare};
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::graph::GraphError;
 use crate::printer::Printer;
 
 pub async fn run(
@@ -79,7 +76,7 @@ impl Resolved {
     /// The reference side, once read (files need no read).
     fn side(
         &self,
-        read: Option<&Result<Option<Snapshot>, GraphError>>,
+        read: Option<&Result<Option<Snapshot>, Error>>,
     ) -> Result<(Snapshot, Identity), String> {
         let (snapshot, identity) = match self {
             Resolved::File {
@@ -186,16 +183,26 @@ async fn run_one(
         ));
     }
 
-    let session = Session::from_global(global)?;
+    // The service in its customer's tenant; a reference manifest in its own customer's tenant
+    // (an app id reference is looked up beside the service).
     let mut targets = vec![Target::Manifest(Box::new(desired.clone()))];
-    targets.extend(resolved.target());
+    let mut tenant_of = vec![desired.tenant_id.clone()];
+    let mut owners = vec![desired.clone()];
+    if let Some(t) = resolved.target() {
+        targets.push(t);
+        tenant_of.push(reference_tenant(&resolved, &desired));
+    }
+    if let Resolved::Manifest(r) = &resolved {
+        owners.push((**r).clone());
+    }
+    let tenants = Tenants::connect_all_or_fail(global, tenants_of(&owners)).await?;
     printer.status(&format!(
         "reading {} and its reference {}…",
         desired.service,
         resolved.info(None).name
     ));
-    let mut read = read_targets(&session.client, &targets, true)
-        .await?
+    let mut read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true)
+        .await
         .into_iter();
     let this = read.next().transpose()?.flatten();
     let reference_read = read.next();
@@ -219,7 +226,7 @@ async fn run_one(
             ),
         ),
     };
-    let stats = session.client.stats();
+    let stats = tenants.stats();
     printer.detail(&format!(
         "Graph: {} request(s), {} sequential round trip(s)",
         stats.http_requests, stats.round_trips
@@ -292,6 +299,9 @@ async fn run_all(
         .iter()
         .map(|d| Target::Manifest(Box::new(d.clone())))
         .collect();
+    // The tenant each target is read in, and every manifest whose tenant is needed.
+    let mut tenant_of: Vec<String> = all.iter().map(|d| d.tenant_id.clone()).collect();
+    let mut owners: Vec<Desired> = all.clone();
     let by_path: BTreeMap<PathBuf, usize> = all
         .iter()
         .enumerate()
@@ -314,7 +324,11 @@ async fn run_all(
             reference_of.push(None);
             continue;
         };
-        let key = format!("{spec:?}");
+        // An app id or file reference is read beside each service, in the service's tenant.
+        let key = match &spec {
+            ReferenceSpec::Manifest(_) => format!("{spec:?}"),
+            _ => format!("{}:{spec:?}", d.tenant_id.to_ascii_lowercase()),
+        };
         if !references.contains_key(&key) {
             let entry = match &spec {
                 ReferenceSpec::Manifest(path) if by_path.contains_key(&canonical(path)) => {
@@ -325,8 +339,12 @@ async fn run_all(
                     Ok(r) => {
                         let slot = r.target().map(|t| {
                             targets.push(t);
+                            tenant_of.push(reference_tenant(&r, d));
                             targets.len() - 1
                         });
+                        if let Resolved::Manifest(m) = &r {
+                            owners.push((**m).clone());
+                        }
                         Ok((r, slot))
                     }
                     Err(e) => Err(e.to_string()),
@@ -337,13 +355,16 @@ async fn run_all(
         reference_of.push(Some(key));
     }
 
-    let session = Session::from_global(global)?;
+    let wanted = tenants_of(&owners);
     printer.status(&format!(
-        "reading {} service(s) and {} reference(s) in batched look-ups…",
+        "reading {} service(s) and {} reference(s) in {} tenant(s), batched look-ups per tenant…",
         all.len(),
-        references.len()
+        references.len(),
+        wanted.len()
     ));
-    let read = read_targets(&session.client, &targets, true).await?;
+    let tenants = Tenants::connect(global, wanted).await?;
+    tenants.warn_failures(printer);
+    let read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true).await;
     let now = OffsetDateTime::now_utc();
 
     let mut entries = Vec::with_capacity(all.len());
@@ -431,7 +452,7 @@ async fn run_all(
             _ => summary.error += 1,
         }
     }
-    let stats = session.client.stats();
+    let stats = tenants.stats();
     printer.detail(&format!(
         "Graph: {} request(s), {} sequential round trip(s)",
         stats.http_requests, stats.round_trips
@@ -453,6 +474,15 @@ async fn run_all(
     } else {
         ExitStatus::Success
     })
+}
+
+/// The tenant a reference is read in: a reference manifest's own customer's tenant; an app id
+/// beside the service that names it.
+fn reference_tenant(reference: &Resolved, service: &Desired) -> String {
+    match reference {
+        Resolved::Manifest(r) => r.tenant_id.clone(),
+        _ => service.tenant_id.clone(),
+    }
 }
 
 fn canonical(p: &Path) -> PathBuf {

@@ -36,11 +36,35 @@ fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
             )),
         ));
     }
-    if uuid::Uuid::parse_str(&args.tenant).is_err() {
-        return Err(Error::usage(
-            format!("--tenant '{}' is not a GUID", args.tenant),
-            Some("pass the tenant id, e.g. 122fb574-7efa-476a-95b6-bee81bce2cce".to_string()),
-        ));
+    let mut tenants: Vec<String> = Vec::new();
+    for t in &args.tenants {
+        if uuid::Uuid::parse_str(t).is_err() {
+            return Err(Error::usage(
+                format!("--tenant '{t}' is not a GUID"),
+                Some("pass the tenant id, e.g. 122fb574-7efa-476a-95b6-bee81bce2cce".to_string()),
+            ));
+        }
+        tenants.push(t.clone());
+    }
+    let mut verified_domains = args.verified_domains.clone();
+    if let Some(path) = &args.tenants_from {
+        // One tenant per distinct customer tenant of the organisation's defaults file.
+        let loaded = crate::manifest::load_defaults(path)?;
+        for c in loaded.defaults.customers.values() {
+            tenants.push(c.tenant_id.clone());
+            for d in &c.verified_domains {
+                if !verified_domains.iter().any(|x| x.eq_ignore_ascii_case(d)) {
+                    verified_domains.push(d.clone());
+                }
+            }
+        }
+    }
+    let mut hosted = EmulatorConfig::default();
+    if let Some(first) = tenants.first() {
+        hosted = hosted.tenant(first.clone());
+    }
+    for t in tenants.iter().skip(1) {
+        hosted = hosted.add_tenant(t.clone());
     }
     let faults = Faults {
         latency_ms: args.latency_ms,
@@ -56,12 +80,8 @@ fn config(args: &EmulatorArgs) -> Result<EmulatorConfig, Error> {
             Some("rates are probabilities between 0 and 1".to_string()),
         )
     })?;
-    let mut config = EmulatorConfig::default()
-        .listen(listen)
-        .tls(args.tls)
-        .tenant(args.tenant.clone())
-        .faults(faults);
-    config.verified_domains = args.verified_domains.clone();
+    let mut config = hosted.listen(listen).tls(args.tls).faults(faults);
+    config.verified_domains = verified_domains;
     config.state_file = args.state.clone();
     config.export_limited_operator = args.limited_operator;
     config.allow_remote = args.allow_remote;
@@ -103,6 +123,15 @@ pub async fn run(args: EmulatorArgs, printer: &Printer) -> Result<ExitStatus, Er
         printer.json(&doc);
     } else {
         printer.out(&emu.export_lines());
+    }
+    let hosted = emu.tenant_ids();
+    if hosted.len() > 1 {
+        printer.status(&format!(
+            "hosting {} tenants: {} (exported as AZURE_TENANT_ID), {}; AZURE_CLIENT_ID is the multi-tenant operator app, consented in each",
+            hosted.len(),
+            hosted[0],
+            hosted[1..].join(", ")
+        ));
     }
     printer.status(&format!(
         "emulator listening: login {} , Graph {} , controls {} (with Authorization: Bearer $ENTRAFORM_EMULATOR_CONTROL_TOKEN; Ctrl-C to stop)",

@@ -34,7 +34,12 @@ pub async fn run(
             (Target::Manifest(Box::new(d.clone())), Some(d))
         }
     };
-    let session = Session::from_global(global)?;
+    // A manifest names its customer, so its tenant; a bare app id is read in the credential's
+    // own tenant (there is no customer to hold it to).
+    let session = match &desired {
+        Some(d) => Session::for_service(global, d).await?,
+        None => Session::from_global(global)?,
+    };
     let found = read_targets(&session.client, std::slice::from_ref(&target), true)
         .await?
         .pop()

@@ -15,7 +15,7 @@ pub async fn run(
     for w in &desired.warnings {
         printer.warn(w);
     }
-    let session = Session::from_global(global)?;
+    let session = Session::for_service(global, &desired).await?;
     let vault = session::open_vault(&desired, &session::manifest_dir(&args.manifest))?;
     let (observed, observation) = session::read_state(&session, &desired, vault).await?;
     for w in &observed.warnings {

@@ -30,7 +30,7 @@ use crate::graph::client::BatchRequest;
 use crate::graph::wire::{Application, PasswordCredential};
 use crate::graph::{GraphError, GraphWrite};
 use crate::manifest::model::HeldBy;
-use crate::observed::{FoundBy, find_apps};
+use crate::observed::FoundBy;
 use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialRef, Due, KeepReason, Kept, PrunePolicy};
@@ -105,20 +105,31 @@ pub async fn run(
         overlap_days: args.overlap_days,
         prune_old: args.prune_old,
     };
-    let session = Arc::new(Session::from_global(global)?);
-    let apps = find_apps(&session.client, &desired).await?;
+    // One session per customer tenant, connected in parallel (token + `tid` check); a tenant
+    // that cannot be reached fails only its own services.
+    let wanted = session::tenants_of(&desired);
+    let tenants = if single {
+        session::Tenants::connect_all_or_fail(global, wanted).await?
+    } else {
+        session::Tenants::connect(global, wanted).await?
+    };
+    let apps = session::find_apps_by_tenant(&tenants, &desired).await;
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut set = tokio::task::JoinSet::new();
-    for (i, (d, app)) in desired.iter().cloned().zip(apps).enumerate() {
-        let session = Arc::clone(&session);
+    for (i, (d, found)) in desired.iter().cloned().zip(apps).enumerate() {
         let semaphore = Arc::clone(&semaphore);
         let base = base.clone();
         let opts = opts.clone();
         let printer = printer.clone();
         set.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            let result = rotate_one(&session, &d, app, &opts, &base, &printer).await;
+            let result = match found {
+                Ok((session, app)) => {
+                    rotate_one(&session, &d, Ok(app), &opts, &base, &printer).await
+                }
+                Err(e) => Err(e),
+            };
             (i, d, result)
         });
     }
@@ -180,7 +191,7 @@ pub async fn run(
             "prune_foreign": opts.policy.prune_foreign,
             "prune_old": opts.prune_old,
             "services": reports,
-            "graph": session.client.stats(),
+            "graph": tenants.stats(),
         }));
     } else {
         printer.out(&render_text(&reports));
@@ -190,7 +201,11 @@ pub async fn run(
     }
     for r in &failed {
         if let Some(e) = &r.error {
-            printer.warn(&format!("{}: {}", r.service, e.message));
+            if e.message.starts_with(&format!("{}:", r.service)) {
+                printer.warn(&e.message);
+            } else {
+                printer.warn(&format!("{}: {}", r.service, e.message));
+            }
             if let Some(h) = &e.hint {
                 printer.status(&format!("  hint: {h}"));
             }
@@ -230,7 +245,7 @@ fn audit_record(
 async fn rotate_one(
     session: &Session,
     d: &Desired,
-    found: Result<(Option<Application>, Option<FoundBy>), GraphError>,
+    found: Result<(Option<Application>, Option<FoundBy>), Error>,
     opts: &Options,
     base: &Path,
     printer: &Printer,

@@ -88,13 +88,16 @@ fn hand_made_app_json(d: &Desired, app_id: &str) -> Value {
     })
 }
 
-fn seed_doc(
+/// The seed documents: the reference app in its customer's tenant, the pinned app in the
+/// service's; each names its `tenant`.
+fn seed_docs(
     desired: &Desired,
     manifest: &Path,
     defaults: Option<&Path>,
     printer: &Printer,
-) -> Value {
+) -> Vec<Value> {
     let mut apps = Vec::new();
+    let mut reference_doc = None;
     if let Some(reference) = &desired.reference {
         let path =
             crate::commands::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
@@ -104,7 +107,14 @@ fn seed_doc(
                     "sandbox: seeding the reference app {} as made by hand (no uniqueName)",
                     r.display_name
                 ));
-                apps.push(app_json(&r, r.app_id.as_deref()));
+                if r.tenant_id.eq_ignore_ascii_case(&desired.tenant_id) {
+                    apps.push(app_json(&r, r.app_id.as_deref()));
+                } else {
+                    reference_doc = Some(json!({
+                        "tenant": r.tenant_id,
+                        "applications": [app_json(&r, r.app_id.as_deref())],
+                    }));
+                }
             }
             Ok(_) => {}
             Err(e) => printer.warn(&format!(
@@ -130,7 +140,34 @@ fn seed_doc(
     if !parent.is_empty() && !domains.contains(&parent) {
         domains.push(parent);
     }
-    json!({"verifiedDomains": domains, "applications": apps})
+    let mut docs = vec![json!({
+        "tenant": desired.tenant_id,
+        "verifiedDomains": domains,
+        "applications": apps,
+    })];
+    docs.extend(reference_doc);
+    docs
+}
+
+/// One tenant per distinct `customers.<c>.tenant_id` of the defaults file, in the file's
+/// customer order (stable from run to run, whichever service runs), the service's included.
+fn sandbox_tenants(desired: &Desired, manifest: &Path, defaults: Option<&Path>) -> Vec<String> {
+    let mut tenants: Vec<String> = Vec::new();
+    let path = crate::manifest::defaults_path(manifest, defaults);
+    if let Ok(loaded) = crate::manifest::load_defaults(&path) {
+        for c in loaded.defaults.customers.values() {
+            if !tenants.iter().any(|t| t.eq_ignore_ascii_case(&c.tenant_id)) {
+                tenants.push(c.tenant_id.clone());
+            }
+        }
+    }
+    if !tenants
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(&desired.tenant_id))
+    {
+        tenants.push(desired.tenant_id.clone());
+    }
+    tenants
 }
 
 /// Whether the tenant already holds a seed app: same appId, or an App ID URI in common.
@@ -167,12 +204,16 @@ pub async fn start(
     let dir = PathBuf::from(SANDBOX_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let state = dir.join("tenant.json");
+    let tenants = sandbox_tenants(desired, manifest, defaults);
     let mut config = EmulatorConfig::default()
         .tls(true)
-        .tenant(desired.tenant_id.clone())
+        .tenant(tenants[0].clone())
         .state_file(state.clone());
-    let doc = seed_doc(desired, manifest, defaults, printer);
-    for d in doc["verifiedDomains"]
+    for t in tenants.into_iter().skip(1) {
+        config = config.add_tenant(t);
+    }
+    let docs = seed_docs(desired, manifest, defaults, printer);
+    for d in docs[0]["verifiedDomains"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -183,7 +224,9 @@ pub async fn start(
     }
     let reuse = state.exists();
     if !reuse {
-        config = config.seed(doc.clone());
+        for doc in &docs {
+            config = config.seed(doc.clone());
+        }
     } else {
         printer.status(&format!(
             "sandbox: reusing the tenant in {}",
@@ -194,19 +237,30 @@ pub async fn start(
     if reuse {
         // The tenant was made for another manifest: add what this one expects to find there
         // (its pinned app, its reference) unless it is there already.
-        let tenant = emulator.state_json();
-        let missing: Vec<Value> = doc["applications"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| !in_tenant(&tenant, a))
-            .collect();
-        if !missing.is_empty() {
-            emulator
-                .seed_app(&json!({ "applications": missing }))
-                .map_err(emu_err)?;
+        for doc in &docs {
+            let tid = doc["tenant"].as_str().unwrap_or_default();
+            let tenant = emulator.tenant_state_json(tid).unwrap_or_default();
+            let missing: Vec<Value> = doc["applications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| !in_tenant(&tenant, a))
+                .collect();
+            if !missing.is_empty() {
+                emulator
+                    .seed_app(&json!({ "tenant": tid, "applications": missing }))
+                    .map_err(emu_err)?;
+            }
         }
+    }
+    let hosted = emulator.tenant_ids();
+    if hosted.len() > 1 {
+        printer.status(&format!(
+            "sandbox: {} tenants, one per customer tenant of the defaults: {}",
+            hosted.len(),
+            hosted.join(", ")
+        ));
     }
     let auth = AuthConfig::new(emulator.authority_host(), emulator.graph_url()).with_ca_pem(
         emulator
@@ -215,11 +269,20 @@ pub async fn start(
             .as_bytes()
             .to_vec(),
     );
+    // The operator of the service's own tenant (every hosted tenant has one).
+    let operator = emulator
+        .tenant_operator(&desired.tenant_id)
+        .ok_or_else(|| {
+            Error::other(
+                "the sandbox does not host the service's tenant",
+                None::<String>,
+            )
+        })?;
     let session = Session::with_operator(
         auth,
-        &emulator.tenant_id(),
-        emulator.operator_client_id(),
-        emulator.operator_secret(),
+        &desired.tenant_id,
+        &operator.client_id,
+        operator.secret(),
     )?;
     desired.vault = VaultConfig::File {
         path: dir.join("vault.json"),

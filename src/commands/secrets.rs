@@ -11,12 +11,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::{GlobalArgs, SecretsArgs};
-use crate::commands::session::{self, Session};
+use crate::commands::session;
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::graph::wire::Application;
-use crate::observed::find_apps;
 use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialInfo};
@@ -162,11 +161,22 @@ pub async fn run(
         global,
         printer,
     )?;
-    let session = Session::from_global(global)?;
-    // The vault reads are local: run them while the one Graph round trip is in flight.
+    // One session per customer tenant, connected in parallel (token + `tid` check) before any
+    // vault or Graph read; a tenant that cannot be reached fails only its own services.
+    let wanted = session::tenants_of(&desired);
+    let tenants = if args.all.is_none() {
+        session::Tenants::connect_all_or_fail(global, wanted).await?
+    } else {
+        session::Tenants::connect(global, wanted).await?
+    };
+    // The vault reads are local: run them while the one Graph round trip is in flight (only
+    // for services whose tenant is reachable).
     let vault_reads = async {
         let mut set = tokio::task::JoinSet::new();
         for (i, d) in desired.iter().enumerate() {
+            if tenants.get(&d.tenant_id).is_err() {
+                continue;
+            }
             let d = d.clone();
             let base = base.clone();
             set.spawn(async move { (i, read_vault(&d, &base).await) });
@@ -180,21 +190,28 @@ pub async fn run(
         }
         out
     };
-    let (apps, views) = tokio::join!(find_apps(&session.client, &desired), vault_reads);
-    let apps = apps?;
+    let (apps, views) = tokio::join!(
+        session::find_apps_by_tenant(&tenants, &desired),
+        vault_reads
+    );
     let now = OffsetDateTime::now_utc();
     let services: Vec<ServiceSecrets> = desired
         .iter()
         .zip(apps)
         .zip(views)
         .map(|((d, app), view)| {
-            let view = view.unwrap_or_else(|| {
-                Err(Error::other(
+            let app = app.map(|(_, found)| found);
+            let view = view.unwrap_or_else(|| match &app {
+                Err(_) => Err(Error::other(
+                    "not read: the tenant is unreachable",
+                    None::<String>,
+                )),
+                Ok(_) => Err(Error::other(
                     "the vault read did not finish",
                     None::<String>,
-                ))
+                )),
             });
-            assess(d, app.map_err(Error::from), view, args.warn_days, now)
+            assess(d, app, view, args.warn_days, now)
         })
         .collect();
 

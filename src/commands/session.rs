@@ -1,14 +1,19 @@
-//! What plan, apply (and later drift, rotate, secrets) share: the Graph connection, the vault,
-//! and reading the live state.
+//! What plan, apply, drift, export, rotate, secrets and verify share: the Graph connection (one
+//! per customer tenant, held to that tenant), the vault, and reading the live state.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::GlobalArgs;
 use crate::desired::Desired;
+use crate::drift::{Snapshot, Target, read_targets};
 use crate::error::Error;
-use crate::graph::{AuthConfig, GraphClient, GraphError, OperatorCredential};
-use crate::observed::{Observed, observe};
+use crate::graph::wire::Application;
+use crate::graph::{
+    AuthConfig, ExpectedTenant, GraphClient, GraphError, OperatorCredential, Stats,
+};
+use crate::observed::{FoundBy, Observed, find_apps, observe};
 use crate::plan::{Observation, VaultView};
 use crate::secret::Secret;
 use crate::vault::Vault;
@@ -20,11 +25,46 @@ pub struct Session {
 }
 
 impl Session {
-    /// From the global flags and the environment (`azure_identity`'s chain).
+    /// From the global flags and the environment (`azure_identity`'s chain), in the
+    /// credential's own tenant: only for a command that names no customer (`export APP_ID`).
     pub fn from_global(global: &GlobalArgs) -> Result<Self, Error> {
-        let auth = AuthConfig::from_global(global).map_err(GraphError::from)?;
+        let auth = auth_config(global)?;
         let client = GraphClient::from_auth(&auth)?;
         Ok(Session { auth, client })
+    }
+
+    /// The operator's credential asked for tokens in `tenant` (the customer's, from
+    /// `defaults.yaml`), and a client that refuses any token whose `tid` is another tenant.
+    pub fn for_tenant(global: &GlobalArgs, tenant: ExpectedTenant) -> Result<Self, Error> {
+        Self::for_tenant_with(auth_config(global)?, tenant)
+    }
+
+    /// [`Session::for_tenant`] over a given configuration (and its connection pool).
+    fn for_tenant_with(auth: AuthConfig, tenant: ExpectedTenant) -> Result<Self, Error> {
+        let credential =
+            OperatorCredential::for_tenant(&auth, &tenant.tenant_id).map_err(GraphError::from)?;
+        let client =
+            GraphClient::with_credential(&auth, Arc::new(credential))?.expect_tenant(tenant);
+        Ok(Session { auth, client })
+    }
+
+    /// [`Session::for_tenant`] for one service's customer, connected: the token is obtained and
+    /// its tenant checked before this returns, so a wrong tenant ends the command before any
+    /// Graph request, vault read or write.
+    pub async fn for_service(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
+        let session = Self::for_desired(global, desired)?;
+        session.connect().await?;
+        Ok(session)
+    }
+
+    /// [`Session::for_tenant`] for one service's customer, not yet connected.
+    pub fn for_desired(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
+        Self::for_tenant(global, expected_of(std::slice::from_ref(desired)))
+    }
+
+    /// Get the first token and check its tenant (the token request is the only request).
+    pub async fn connect(&self) -> Result<(), Error> {
+        self.client.connect().await.map_err(Error::from)
     }
 
     /// With an explicit client-secret operator (the sandbox's emulator principal).
@@ -41,9 +81,244 @@ impl Session {
             _ => None,
         })
         .map_err(GraphError::from)?;
-        let client = GraphClient::with_credential(&auth, Arc::new(credential))?;
+        let client = GraphClient::with_credential(&auth, Arc::new(credential))?
+            .expect_tenant(ExpectedTenant::new(tenant, Vec::new()));
         Ok(Session { auth, client })
     }
+}
+
+/// The global flags' Graph and login addresses; plain `http` to anything but this machine is a
+/// usage error (exit 2), since the token (and at login the secret) would travel in clear.
+fn auth_config(global: &GlobalArgs) -> Result<AuthConfig, Error> {
+    for (flag, raw) in [
+        ("--graph-url", &global.graph_url),
+        ("--authority-host", &global.authority_host),
+    ] {
+        if let Ok(url) = url::Url::parse(raw)
+            && let Err(crate::graph::AuthError::Config { message, hint }) =
+                crate::graph::auth::plain_http_only_on_loopback(flag, &url)
+        {
+            return Err(Error::usage(message, Some(hint)));
+        }
+    }
+    Ok(AuthConfig::from_global(global).map_err(GraphError::from)?)
+}
+
+/// The tenant of these services (all of one tenant) with their customers named.
+fn expected_of(desired: &[Desired]) -> ExpectedTenant {
+    let mut customers: Vec<String> = desired.iter().map(|d| d.customer.clone()).collect();
+    customers.sort();
+    customers.dedup();
+    ExpectedTenant::new(
+        desired
+            .first()
+            .map(|d| d.tenant_id.clone())
+            .unwrap_or_default(),
+        customers,
+    )
+}
+
+/// The tenants of these services, each with its customers named, in order of appearance.
+pub fn tenants_of(desired: &[Desired]) -> Vec<ExpectedTenant> {
+    group_by_tenant(desired)
+        .into_iter()
+        .map(|(_, idx)| expected_of(&idx.iter().map(|&i| desired[i].clone()).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// The services of each tenant: indices into `desired`, tenants in order of first appearance
+/// (tenant ids compared case-insensitively).
+pub fn group_by_tenant(desired: &[Desired]) -> Vec<(String, Vec<usize>)> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, d) in desired.iter().enumerate() {
+        let key = d.tenant_id.to_ascii_lowercase();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    groups
+}
+
+/// A failure shared by every service of one tenant (the token could not be obtained, its
+/// tenant was wrong, or the tenant's batched look-up failed).
+#[derive(Debug, Clone)]
+pub struct TenantFailure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl TenantFailure {
+    fn new(tenant: &ExpectedTenant, err: &Error) -> Self {
+        let customers = if tenant.customers.is_empty() {
+            String::new()
+        } else {
+            format!(" (customer {})", tenant.customers.join(", "))
+        };
+        TenantFailure {
+            message: format!("tenant {}{customers}: {err}", tenant.tenant_id),
+            hint: err.hint(),
+        }
+    }
+
+    /// The error one service of the tenant reports.
+    pub fn to_error(&self) -> Error {
+        Error::other(self.message.clone(), self.hint.clone())
+    }
+}
+
+/// One connected session per tenant of an `--all` run (tenants connect in parallel).
+pub struct Tenants {
+    sessions: BTreeMap<String, Result<Arc<Session>, TenantFailure>>,
+}
+
+impl Tenants {
+    /// A session per tenant of `desired`, each connected (token obtained, `tid` checked)
+    /// concurrently. A tenant that cannot be reached is recorded, not fatal: only its own
+    /// services fail. Configuration errors (flags, CA file) are the same for every tenant and
+    /// end the command.
+    pub async fn connect(global: &GlobalArgs, wanted: Vec<ExpectedTenant>) -> Result<Self, Error> {
+        Self::connect_with(global, wanted, false).await
+    }
+
+    /// [`Tenants::connect`] for a run on one manifest: any tenant that cannot be reached ends
+    /// the command with its own typed error (the same error, kind and hint as for one session).
+    pub async fn connect_all_or_fail(
+        global: &GlobalArgs,
+        wanted: Vec<ExpectedTenant>,
+    ) -> Result<Self, Error> {
+        Self::connect_with(global, wanted, true).await
+    }
+
+    async fn connect_with(
+        global: &GlobalArgs,
+        wanted: Vec<ExpectedTenant>,
+        strict: bool,
+    ) -> Result<Self, Error> {
+        let base = auth_config(global)?;
+        let mut set = tokio::task::JoinSet::new();
+        for expected in wanted {
+            let key = expected.tenant_id.to_ascii_lowercase();
+            let auth = base.share().map_err(GraphError::from)?;
+            let session = Arc::new(Session::for_tenant_with(auth, expected.clone())?);
+            set.spawn(async move {
+                let result = match session.connect().await {
+                    Ok(()) => Ok(session),
+                    Err(e) => Err((expected, e)),
+                };
+                (key, result)
+            });
+        }
+        let mut sessions = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            let (key, result) = joined.map_err(|e| {
+                Error::other(
+                    format!("a tenant connection did not finish: {e}"),
+                    None::<String>,
+                )
+            })?;
+            let result = match result {
+                Ok(s) => Ok(s),
+                Err((_, e)) if strict => return Err(e),
+                Err((expected, e)) => Err(TenantFailure::new(&expected, &e)),
+            };
+            sessions.insert(key, result);
+        }
+        Ok(Tenants { sessions })
+    }
+
+    /// The session of a tenant, or why there is none.
+    pub fn get(&self, tenant: &str) -> Result<Arc<Session>, TenantFailure> {
+        match self.sessions.get(&tenant.to_ascii_lowercase()) {
+            Some(Ok(s)) => Ok(Arc::clone(s)),
+            Some(Err(f)) => Err(f.clone()),
+            None => Err(TenantFailure {
+                message: format!("tenant {tenant}: not connected"),
+                hint: None,
+            }),
+        }
+    }
+
+    /// Say on stderr which tenants could not be reached, and the fix.
+    pub fn warn_failures(&self, printer: &crate::printer::Printer) {
+        for f in self.failures() {
+            printer.warn(&f.message);
+            if let Some(h) = &f.hint {
+                printer.status(&format!("  hint: {h}"));
+            }
+        }
+    }
+
+    /// The tenants that could not be reached.
+    pub fn failures(&self) -> Vec<&TenantFailure> {
+        self.sessions
+            .values()
+            .filter_map(|r| r.as_ref().err())
+            .collect()
+    }
+
+    /// Graph counters over all tenants: requests added up; round trips the largest of any
+    /// tenant (tenants run in parallel, so that is what the run waited for).
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in self.sessions.values().filter_map(|r| r.as_ref().ok()) {
+            let st = s.client.stats();
+            total.http_requests += st.http_requests;
+            total.token_requests += st.token_requests;
+            total.round_trips = total.round_trips.max(st.round_trips);
+        }
+        total
+    }
+}
+
+/// What one service's app look-up found.
+pub type Found = (Option<Application>, Option<FoundBy>);
+
+/// One service's look-up, with the session of its tenant.
+pub type FoundIn = Result<(Arc<Session>, Found), Error>;
+
+/// The app of every service, each tenant's look-ups in its own `$batch` under its own
+/// session, tenants in parallel. A failed tenant (or its failed batch) fails only its services.
+pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<FoundIn> {
+    let mut set = tokio::task::JoinSet::new();
+    for (key, idx) in group_by_tenant(desired) {
+        let group: Vec<Desired> = idx.iter().map(|&i| desired[i].clone()).collect();
+        let session = tenants.get(&key);
+        set.spawn(async move {
+            let results: Vec<FoundIn> = match session {
+                Err(f) => group.iter().map(|_| Err(f.to_error())).collect(),
+                Ok(session) => match find_apps(&session.client, &group).await {
+                    Ok(per) => per
+                        .into_iter()
+                        .map(|r| r.map(|f| (Arc::clone(&session), f)).map_err(Error::from))
+                        .collect(),
+                    Err(e) => {
+                        let f = TenantFailure::new(&expected_of(&group), &Error::from(e));
+                        group.iter().map(|_| Err(f.to_error())).collect()
+                    }
+                },
+            };
+            (idx, results)
+        });
+    }
+    let mut out: Vec<Option<FoundIn>> = (0..desired.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((idx, results)) = joined {
+            for (i, r) in idx.into_iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::other(
+                    "the tenant's look-up did not finish",
+                    None::<String>,
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The directory relative vault and audit paths are resolved against.
@@ -126,4 +401,63 @@ pub async fn read_state(
     observed.warnings.extend(warning);
     let observation = Observation::from_observed(observed.clone(), view);
     Ok((observed, observation))
+}
+
+/// Read drift targets, each in its own tenant (`tenant_of[i]` for `targets[i]`): one batched
+/// read per tenant under that tenant's session, tenants in parallel. A failed tenant (or its
+/// failed read) fails only its own targets.
+pub async fn read_targets_by_tenant(
+    tenants: &Tenants,
+    targets: &[Target],
+    tenant_of: &[String],
+    related: bool,
+) -> Vec<Result<Option<Snapshot>, Error>> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, t) in tenant_of.iter().enumerate() {
+        let key = t.to_ascii_lowercase();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (key, idx) in groups {
+        let group: Vec<Target> = idx.iter().map(|&i| targets[i].clone()).collect();
+        let session = tenants.get(&key);
+        set.spawn(async move {
+            let results: Vec<Result<Option<Snapshot>, Error>> = match session {
+                Err(f) => group.iter().map(|_| Err(f.to_error())).collect(),
+                Ok(session) => match read_targets(&session.client, &group, related).await {
+                    Ok(per) => per.into_iter().map(|r| r.map_err(Error::from)).collect(),
+                    Err(e) => {
+                        let f = TenantFailure {
+                            message: format!("tenant {key}: {e}"),
+                            hint: e.hint(),
+                        };
+                        group.iter().map(|_| Err(f.to_error())).collect()
+                    }
+                },
+            };
+            (idx, results)
+        });
+    }
+    let mut out: Vec<Option<Result<Option<Snapshot>, Error>>> =
+        (0..targets.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((idx, results)) = joined {
+            for (i, r) in idx.into_iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::other(
+                    "the tenant's read did not finish",
+                    None::<String>,
+                ))
+            })
+        })
+        .collect()
 }

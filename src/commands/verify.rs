@@ -24,6 +24,18 @@ pub async fn run(
     // Usage errors first: nothing is read before the flags make sense.
     let base = args.url.as_deref().map(parse_base).transpose()?;
     let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    // The customer's tenant, and only that tenant: a token for another tenant ends verify
+    // (exit 1) before anything is probed or read. A token that cannot be had at all leaves the
+    // Entra half "unavailable", as before, so the HTTP probes still run.
+    let session = match Session::for_desired(global, &desired) {
+        Ok(s) => match s.connect().await {
+            Ok(()) => Ok(s),
+            Err(e @ Error::Graph(crate::graph::GraphError::Tenant(_))) => return Err(e),
+            Err(e) => Err(e),
+        },
+        Err(e @ Error::Usage { .. }) => return Err(e),
+        Err(e) => Err(e),
+    };
 
     let mut checks = verify::manual_checks(&desired);
     // #10a: what the tunnel config on this machine routes (skipped when it is elsewhere).
@@ -57,7 +69,7 @@ pub async fn run(
     }
     // The Entra half (#11 app manifest, #12 SP, #13 vault secret + token, consent);
     // `VerifyReport::new` puts everything in checklist order.
-    checks.extend(entra_half(&args.manifest, &desired, global, printer).await);
+    checks.extend(entra_half(&args.manifest, &desired, session, printer).await);
 
     let report = VerifyReport::new(&desired.service, checks);
     if printer.is_json() {
@@ -71,7 +83,7 @@ pub async fn run(
 async fn entra_half(
     manifest: &Path,
     desired: &crate::desired::Desired,
-    global: &GlobalArgs,
+    session: Result<Session, Error>,
     printer: &Printer,
 ) -> Vec<verify::Check> {
     let unavailable = |e: Error| Unavailable {
@@ -82,7 +94,7 @@ async fn entra_half(
         }),
     };
     let vault = session::open_vault(desired, &session::manifest_dir(manifest)).map_err(unavailable);
-    let session = Session::from_global(global).map_err(unavailable);
+    let session = session.map_err(unavailable);
     printer.status(&format!(
         "reading {} in tenant {} and the vault (#11–#13, consent)…",
         desired.unique_name, desired.tenant_id

@@ -13,6 +13,9 @@
 //! | `PATCH`/`DELETE /_emulator/servicePrincipals/{id\|appId}` | same for SPs |
 //! | `PATCH`/`DELETE /_emulator/oauth2PermissionGrants/{id}` | same for grants |
 //! | `GET /_emulator/issued-secrets` | every secret value handed out (leak scans in tests) |
+//!
+//! Every route acts on the first hosted tenant, or on the one `?tenant=GUID` names (404 when
+//! the emulator does not host it); the request log and faults are the emulator's, not a tenant's.
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -30,11 +33,15 @@ pub(crate) fn handle(
     shared: &Shared,
     method: &str,
     path: &str,
-    _query: &str,
+    query: &str,
     _headers: &Headers,
     body: &[u8],
     ctx: &Ctx,
 ) -> Resp {
+    let tenant = super::util::query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "tenant")
+        .map(|(_, v)| v);
     let segs: Vec<String> = path
         .trim_matches('/')
         .split('/')
@@ -52,6 +59,22 @@ pub(crate) fn handle(
     };
     let mut inner = shared.lock();
     let inner = &mut *inner;
+    let seed_tenant = (method == "POST" && segs.as_slice() == ["seed"])
+        .then(|| serde_json::from_slice::<Value>(body).ok())
+        .flatten()
+        .and_then(|d| d["tenant"].as_str().map(str::to_string));
+    match tenant.or(seed_tenant) {
+        Some(t) if !inner.activate(&t) => {
+            return GraphError::new(
+                404,
+                "Request_ResourceNotFound",
+                format!("The emulator does not host tenant '{t}'."),
+            )
+            .to_resp(ctx);
+        }
+        Some(_) => {}
+        None => inner.activate_first(),
+    }
     let result: Result<Resp, Resp> = (|| match (method, segs.as_slice()) {
         ("GET", ["health"]) => Ok(Resp::json(200, json!({"ok": true}))),
         ("GET", ["requests"]) => Ok(Resp::json(
@@ -65,7 +88,7 @@ pub(crate) fn handle(
         ("GET", ["state"]) => Ok(Resp::json(200, state_json(inner))),
         ("POST", ["reset"]) => {
             reset(inner);
-            shared.persist(&inner.state);
+            shared.persist(inner);
             Ok(Resp::empty(204))
         }
         ("GET", ["faults"]) => Ok(Resp::json(
@@ -85,7 +108,7 @@ pub(crate) fn handle(
             let doc = parse()?;
             match apply_seed(&mut inner.state, &doc, &mut inner.issued) {
                 Ok(ids) => {
-                    shared.persist(&inner.state);
+                    shared.persist(inner);
                     Ok(Resp::json(201, json!({"appIds": ids})))
                 }
                 Err(e) => Err(GraphError::bad_request(format!("Invalid seed: {e}")).to_resp(ctx)),
@@ -109,7 +132,7 @@ pub(crate) fn handle(
             };
             match edit_object(&mut inner.state, collection, key, patch.as_ref()) {
                 Ok(()) => {
-                    shared.persist(&inner.state);
+                    shared.persist(inner);
                     Ok(Resp::empty(204))
                 }
                 Err(e) => Err(GraphError::new(404, "Request_ResourceNotFound", e).to_resp(ctx)),
@@ -140,6 +163,7 @@ pub(crate) fn state_json(inner: &Inner) -> Value {
         .collect();
     json!({
         "tenantId": s.tenant_id,
+        "tenants": inner.order,
         "initialDomain": s.initial_domain,
         "verifiedDomains": s.verified_domains,
         "applications": list(&s.applications),
@@ -154,7 +178,11 @@ pub(crate) fn state_json(inner: &Inner) -> Value {
 }
 
 pub(crate) fn reset(inner: &mut Inner) {
-    inner.state = inner.initial.clone();
+    let mut initial = inner.initial.clone().into_iter();
+    if let Some(first) = initial.next() {
+        inner.state = first;
+        inner.parked = initial.collect();
+    }
     let f = inner.initial_faults.clone();
     inner.faults.set(f, true);
     inner.log.clear();
@@ -220,7 +248,7 @@ pub(crate) fn apply_seed(
         .ok_or("the document needs an \"applications\" array")?;
     if let Some(extra) = doc.as_object().and_then(|o| {
         o.keys()
-            .find(|k| *k != "applications" && *k != "verifiedDomains")
+            .find(|k| !matches!(k.as_str(), "applications" | "verifiedDomains" | "tenant"))
     }) {
         return Err(format!("unknown top-level key '{extra}'"));
     }

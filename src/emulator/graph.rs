@@ -38,6 +38,16 @@ pub(crate) fn handle(
         Ok(c) => c,
         Err(e) => return (e.to_resp(ctx), None),
     };
+    // Graph serves the directory of the tenant the token was issued in (its `tid`): that is
+    // how the one graph.microsoft.com knows which tenant a request is for
+    // (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference).
+    if !inner.activate(&caller.tenant_id) {
+        return (
+            GraphError::unauthenticated("Access token validation failure. Invalid tenant.")
+                .to_resp(ctx),
+            None,
+        );
+    }
     if let Some(e) = inner.faults.draw(&req.method, &req.path) {
         let kind = if e.status == 429 { "throttle" } else { "error" };
         return (e.to_resp(ctx), Some(kind));
@@ -47,7 +57,7 @@ pub(crate) fn handle(
         Err(e) => e.to_resp(ctx),
     };
     if req.method != "GET" && resp.status < 400 {
-        shared.persist(&inner.state);
+        shared.persist(inner);
     }
     // The request ran; its answer may still be lost on the way back.
     match inner.faults.lose_answer(&req.method, &req.path) {
@@ -67,6 +77,8 @@ pub(crate) const RESET: &str = "reset";
 /// Who is calling: the app behind the bearer token and its app roles.
 pub(crate) struct Caller {
     pub roles: Vec<String>,
+    /// The tenant of the token (`tid`).
+    pub tenant_id: String,
 }
 
 impl Caller {
@@ -135,6 +147,7 @@ pub(crate) fn authenticate(inner: &Inner, headers: &Headers) -> GraphResult<Call
     let _ = &info.app_id;
     Ok(Caller {
         roles: info.roles.clone(),
+        tenant_id: info.tenant_id.clone(),
     })
 }
 

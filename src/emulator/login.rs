@@ -29,11 +29,12 @@ pub(crate) fn handle(
             Resp::json(200, json!({"value": []}))
         }
         ("GET", ["tenants"]) | ("GET", ["arm", "tenants"]) => {
-            let tid = shared.lock().state.tenant_id.clone();
-            Resp::json(
-                200,
-                json!({"value": [{"id": format!("/tenants/{tid}"), "tenantId": tid, "tenantCategory": "Home", "displayName": "entraform emulator"}]}),
-            )
+            let order = shared.lock().order.clone();
+            let value: Vec<Value> = order
+                .iter()
+                .map(|tid| json!({"id": format!("/tenants/{tid}"), "tenantId": tid, "tenantCategory": "Home", "displayName": "entraform emulator"}))
+                .collect();
+            Resp::json(200, json!({ "value": value }))
         }
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => {
             let mut inner = shared.lock();
@@ -41,8 +42,8 @@ pub(crate) fn handle(
         }
         ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"])
         | ("GET", [tenant, ".well-known", "openid-configuration"]) => {
-            let inner = shared.lock();
-            match resolve_tenant(&inner.state, tenant, false) {
+            let mut inner = shared.lock();
+            match resolve_tenant(&mut inner, tenant, false) {
                 Ok(tid) => Resp::json(200, discovery(shared, &tid)),
                 Err(e) => e.to_resp(ctx),
             }
@@ -100,15 +101,23 @@ impl LoginError {
     }
 }
 
-/// The tenant segment: its GUID or one of its domains. `/common` and `/consumers` cannot do
-/// client credentials (AADSTS9001023); anything else is AADSTS90002.
-fn resolve_tenant(state: &State, tenant: &str, token_endpoint: bool) -> Result<String, LoginError> {
+/// The tenant segment: the GUID or one of the domains of a hosted tenant, which becomes the
+/// active one. `/common` and `/consumers` cannot do client credentials (AADSTS9001023);
+/// anything else is AADSTS90002 "Tenant not found"
+/// (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>): a tenant the
+/// emulator does not host does not exist, as for Entra.
+fn resolve_tenant(
+    inner: &mut Inner,
+    tenant: &str,
+    token_endpoint: bool,
+) -> Result<String, LoginError> {
     let t = tenant.to_lowercase();
-    if t == state.tenant_id.to_lowercase() || state.domains().iter().any(|d| d.to_lowercase() == t)
-    {
-        return Ok(state.tenant_id.clone());
+    if !matches!(t.as_str(), "common" | "consumers" | "organizations") && inner.activate(&t) {
+        return Ok(inner.state.tenant_id.clone());
     }
     if matches!(t.as_str(), "common" | "consumers" | "organizations") {
+        inner.activate_first();
+        let state = &inner.state;
         if token_endpoint {
             return Err(LoginError::new(
                 400,
@@ -150,7 +159,7 @@ fn issue(
     headers: &Headers,
     body: &[u8],
 ) -> Result<Value, LoginError> {
-    let tid = resolve_tenant(&inner.state, tenant, true)?;
+    let tid = resolve_tenant(inner, tenant, true)?;
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -208,7 +217,10 @@ fn issue(
 
     let now = now_ms();
     let state = &inner.state;
-    let Some(ai) = state.app_index_by("appId", &client_id, Some(now)) else {
+    // The application object (and its secrets) lives in its home tenant: this one, or, for a
+    // multi-tenant app consented here, another hosted tenant.
+    let home = super::tenants::home_of(state, &inner.parked, &client_id, now).unwrap_or(state);
+    let Some(ai) = home.app_index_by("appId", &client_id, Some(now)) else {
         return Err(LoginError::new(
             400,
             "unauthorized_client",
@@ -218,7 +230,7 @@ fn issue(
             ),
         ));
     };
-    let app_id = state.applications[ai].app_id().to_string();
+    let app_id = home.applications[ai].app_id().to_string();
     let secret = match (form.iter().find(|(k, _)| k == "client_secret"), basic) {
         (Some((_, v)), _) if !v.is_empty() => Secret::new(v.clone()),
         (_, Some((_, s))) if !s.is_empty() => s,
@@ -252,14 +264,14 @@ fn issue(
         )
     };
     // A secret still replicating is unknown to login (behavior.md §10.5).
-    let Some(record) = state
+    let Some(record) = home
         .passwords
         .iter()
         .find(|p| p.app_id == app_id && p.digest == digest && p.visible_at <= now)
     else {
         return Err(wrong());
     };
-    let cred = state.applications[ai].data["passwordCredentials"]
+    let cred = home.applications[ai].data["passwordCredentials"]
         .as_array()
         .and_then(|a| {
             a.iter()
@@ -338,6 +350,7 @@ fn issue(
         token.clone(),
         TokenInfo {
             app_id,
+            tenant_id: tid.clone(),
             roles,
             audience,
             expires_ms: now + lifetime * 1000,

@@ -30,7 +30,13 @@
 //! ```
 //! Seeded apps are created as if by hand: no uniqueName unless given, visible at once, and
 //! checked by the same rules as a Graph POST. A `grants` entry makes an `AllPrincipals` grant
-//! from the app's SP to the SP of `resourceAppId` (`self` = the app itself).
+//! from the app's SP to the SP of `resourceAppId` (`self` = the app itself). A top-level
+//! `"tenant": "GUID"` seeds that hosted tenant instead of the first.
+//!
+//! Several tenants ([`EmulatorConfig::add_tenant`]): each its own directory, operators and login
+//! issuer; a multi-tenant operator app registered in the first and consented in the others
+//! ([`RunningEmulator::multi_tenant_operator`]); Graph requests served from the tenant of the
+//! bearer token's `tid`.
 
 mod access;
 mod batch;
@@ -43,6 +49,7 @@ mod odata;
 mod rules;
 mod server;
 mod state;
+mod tenants;
 mod tls;
 mod util;
 
@@ -57,6 +64,7 @@ use serde_json::Value;
 
 pub use faults::{Faults, LostAnswer};
 pub use state::{GRAPH_APP_ID, USER_READ_ID};
+pub use tenants::MULTI_TENANT_OPERATOR_UNIQUE_NAME;
 
 use crate::secret::Secret;
 use faults::FaultState;
@@ -137,11 +145,15 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with a generated CA + leaf.
     pub tls: bool,
-    /// The tenant id (GUID).
+    /// The (first) tenant id (GUID): the one the export lines name.
     pub tenant_id: String,
     /// The tenant's initial domain (`*.onmicrosoft.com`, always verified).
     pub initial_domain: String,
-    /// Verified custom domains (their subdomains count too, behavior.md §3.4).
+    /// More tenants hosted beside the first, each its own directory, operators and login
+    /// issuer (initial domain `entraformemulator<N>.onmicrosoft.com`, N = 2, 3, …).
+    pub extra_tenants: Vec<String>,
+    /// Verified custom domains, of every hosted tenant (their subdomains count too,
+    /// behavior.md §3.4).
     pub verified_domains: Vec<String>,
     /// Seed documents (see the module docs), applied in order at start and on reset.
     pub seeds: Vec<Value>,
@@ -166,6 +178,7 @@ impl Default for EmulatorConfig {
             tls: false,
             tenant_id: "122fb574-7efa-476a-95b6-bee81bce2cce".into(),
             initial_domain: "entraformemulator.onmicrosoft.com".into(),
+            extra_tenants: Vec::new(),
             verified_domains: Vec::new(),
             seeds: Vec::new(),
             faults: Faults::default(),
@@ -187,9 +200,24 @@ impl EmulatorConfig {
         self.listen = addr;
         self
     }
+    /// The first tenant's id.
     pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
         self
+    }
+    /// Host one more tenant (ignored when it is already hosted).
+    pub fn add_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        let t = tenant_id.into();
+        if !self.tenant_ids().iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+            self.extra_tenants.push(t);
+        }
+        self
+    }
+    /// Every hosted tenant, the first one first.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        let mut all = vec![self.tenant_id.clone()];
+        all.extend(self.extra_tenants.iter().cloned());
+        all
     }
     pub fn verified_domain(mut self, domain: impl Into<String>) -> Self {
         self.verified_domains.push(domain.into());
@@ -277,6 +305,8 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub(crate) struct TokenInfo {
     pub app_id: String,
+    /// The tenant it was issued in (its `tid`): Graph serves that tenant's directory.
+    pub tenant_id: String,
     pub roles: Vec<String>,
     /// `graph`, `arm` or an application's appId.
     pub audience: String,
@@ -293,15 +323,70 @@ pub(crate) struct Urls {
 }
 
 pub(crate) struct Inner {
+    /// The tenant the request being served is for (see [`Inner::activate`]).
     pub state: State,
-    /// What `reset` returns to (after seeds and operators).
-    pub initial: State,
+    /// The other hosted tenants, while `state` holds one.
+    pub parked: Vec<State>,
+    /// Hosted tenant ids, the first (exported) one first.
+    pub order: Vec<String>,
+    /// What `reset` returns to (after seeds and operators), one per tenant in `order`.
+    pub initial: Vec<State>,
     pub faults: FaultState,
     pub initial_faults: Faults,
     pub log: Vec<RequestRecord>,
     pub seq: u64,
     pub tokens: HashMap<String, TokenInfo>,
     pub issued: Vec<Secret>,
+}
+
+impl Inner {
+    /// Make `tenant` (its id, or one of its domains) the tenant `state` holds; false when the
+    /// emulator does not host it. Every route that reads or writes a directory activates the
+    /// tenant it serves first (Graph: the bearer token's `tid`; login: the URL's tenant).
+    pub fn activate(&mut self, tenant: &str) -> bool {
+        let wanted = tenant.to_ascii_lowercase();
+        let hosts = |s: &State| {
+            s.tenant_id.eq_ignore_ascii_case(&wanted)
+                || s.domains().iter().any(|d| d.eq_ignore_ascii_case(&wanted))
+        };
+        if hosts(&self.state) {
+            return true;
+        }
+        match self.parked.iter().position(hosts) {
+            Some(i) => {
+                std::mem::swap(&mut self.state, &mut self.parked[i]);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The first (exported) tenant: the default of the control endpoints.
+    pub fn activate_first(&mut self) {
+        if let Some(first) = self.order.first().cloned() {
+            self.activate(&first);
+        }
+    }
+
+    /// Every tenant, in `order`.
+    pub fn tenants(&self) -> Vec<&State> {
+        let mut all: Vec<&State> = std::iter::once(&self.state).chain(&self.parked).collect();
+        all.sort_by_key(|s| {
+            self.order
+                .iter()
+                .position(|t| t.eq_ignore_ascii_case(&s.tenant_id))
+                .unwrap_or(usize::MAX)
+        });
+        all
+    }
+}
+
+/// What `--state` holds: one tenant (the original format), or several.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StateFile {
+    Many { tenants: Vec<State> },
+    One(Box<State>),
 }
 
 pub(crate) struct Shared {
@@ -327,10 +412,17 @@ impl Shared {
         format!("{}/v1.0", self.urls.graph_origin)
     }
 
-    /// Write the tenant to `--state` (temp file in the same directory + rename).
-    pub fn persist(&self, state: &State) {
+    /// Write the tenants to `--state` (temp file in the same directory + rename): one tenant
+    /// as before, several as `{"tenants": [...]}`.
+    pub fn persist(&self, inner: &Inner) {
         let Some(path) = &self.state_file else { return };
-        if let Err(e) = write_atomic(path, &serde_json::to_vec_pretty(state).unwrap_or_default()) {
+        let tenants = inner.tenants();
+        let bytes = match tenants.as_slice() {
+            [one] => serde_json::to_vec_pretty(one),
+            many => serde_json::to_vec_pretty(&serde_json::json!({ "tenants": many })),
+        }
+        .unwrap_or_default();
+        if let Err(e) = write_atomic(path, &bytes) {
             tracing::warn!("cannot save the emulator state to {}: {e}", path.display());
         }
     }
@@ -355,12 +447,29 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The two seeded operators of one tenant.
+#[derive(Debug)]
+struct TenantOperators {
+    tenant_id: String,
+    operator: Principal,
+    limited: Principal,
+}
+
+/// The tenant a seed document is for: its `"tenant"` key, else the first tenant.
+fn seed_tenant(doc: &Value, first: &str) -> String {
+    doc["tenant"].as_str().unwrap_or(first).to_string()
+}
+
 /// A running emulator. Dropping it without [`RunningEmulator::shutdown`] stops it too.
 pub struct RunningEmulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     operator: Principal,
     limited: Principal,
+    /// The operators of the tenants after the first.
+    other_operators: Vec<TenantOperators>,
+    /// The multi-tenant operator app (only when more than one tenant is hosted).
+    multi: Option<Principal>,
     export_limited: bool,
     ca_pem: Option<String>,
     ca_path: Mutex<Option<PathBuf>>,
@@ -425,68 +534,130 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         }
     };
 
-    // The tenant: from --state if it exists, else fresh; then seeds (fresh only) and operators.
-    let loaded = match &config.state_file {
+    // The tenants: from --state if it exists, else fresh; then seeds (fresh only) and operators.
+    let loaded: Option<Vec<State>> = match &config.state_file {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path).map_err(|source| EmulatorError::Io {
                 action: "read the state file",
                 path: path.clone(),
                 source,
             })?;
-            let state: State = serde_json::from_str(&text).map_err(|e| EmulatorError::State {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            Some(state)
+            let file: StateFile =
+                serde_json::from_str(&text).map_err(|e| EmulatorError::State {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            Some(match file {
+                StateFile::Many { tenants } => tenants,
+                StateFile::One(s) => vec![*s],
+            })
         }
         _ => None,
     };
+    let ids = config.tenant_ids();
     let mut issued = Vec::new();
-    let mut state = match loaded {
-        Some(s) => s,
-        None => {
-            let mut s = State::new(
-                &config.tenant_id,
-                &config.initial_domain,
-                &config.verified_domains,
-            );
+    let mut states: Vec<State> = Vec::with_capacity(ids.len());
+    for (n, tid) in ids.iter().enumerate() {
+        let from_file = loaded
+            .as_ref()
+            .and_then(|l| l.iter().find(|s| s.tenant_id.eq_ignore_ascii_case(tid)))
+            .cloned();
+        let fresh = from_file.is_none();
+        let mut s = from_file.unwrap_or_else(|| {
+            let domain = if n == 0 {
+                config.initial_domain.clone()
+            } else {
+                format!("entraformemulator{}.onmicrosoft.com", n + 1)
+            };
+            State::new(tid, &domain, &config.verified_domains)
+        });
+        if fresh {
             for doc in &config.seeds {
-                control::apply_seed(&mut s, doc, &mut issued).map_err(EmulatorError::Seed)?;
+                if seed_tenant(doc, &ids[0]).eq_ignore_ascii_case(tid) {
+                    control::apply_seed(&mut s, doc, &mut issued).map_err(EmulatorError::Seed)?;
+                }
             }
-            s
         }
-    };
-    for d in &config.verified_domains {
-        if !state
-            .verified_domains
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case(d))
-        {
-            state.verified_domains.push(d.clone());
+        states.push(s);
+    }
+    for doc in &config.seeds {
+        let t = seed_tenant(doc, &ids[0]);
+        if !ids.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+            return Err(EmulatorError::Seed(format!(
+                "the seed names tenant {t}, which the emulator does not host (add it with --tenant)"
+            )));
         }
     }
-    let operator = control::ensure_operator(
-        &mut state,
-        state::OPERATOR_UNIQUE_NAME,
-        "entraform emulator operator",
-        vec![
-            state::roles::APPLICATION_READWRITE_ALL.to_string(),
-            state::roles::GRANT_READWRITE_ALL.to_string(),
-        ],
-    );
-    let limited = control::ensure_operator(
-        &mut state,
-        state::LIMITED_OPERATOR_UNIQUE_NAME,
-        "entraform emulator operator (no grant permission)",
-        vec![state::roles::APPLICATION_READWRITE_ALL.to_string()],
-    );
-    issued.push(Secret::new(operator.secret.expose().to_string()));
-    issued.push(Secret::new(limited.secret.expose().to_string()));
+    let mut operators = Vec::with_capacity(states.len());
+    for state in &mut states {
+        for d in &config.verified_domains {
+            if !state
+                .verified_domains
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(d))
+            {
+                state.verified_domains.push(d.clone());
+            }
+        }
+        let operator = control::ensure_operator(
+            state,
+            state::OPERATOR_UNIQUE_NAME,
+            "entraform emulator operator",
+            vec![
+                state::roles::APPLICATION_READWRITE_ALL.to_string(),
+                state::roles::GRANT_READWRITE_ALL.to_string(),
+            ],
+        );
+        let limited = control::ensure_operator(
+            state,
+            state::LIMITED_OPERATOR_UNIQUE_NAME,
+            "entraform emulator operator (no grant permission)",
+            vec![state::roles::APPLICATION_READWRITE_ALL.to_string()],
+        );
+        issued.push(Secret::new(operator.secret.expose().to_string()));
+        issued.push(Secret::new(limited.secret.expose().to_string()));
+        operators.push(TenantOperators {
+            tenant_id: state.tenant_id.clone(),
+            operator,
+            limited,
+        });
+    }
+    // The multi-tenant operator app: registered in the first tenant, consented (a service
+    // principal with the same app roles) in every other one.
+    let multi = (states.len() > 1).then(|| {
+        let (home, others) = states.split_at_mut(1);
+        let p = tenants::ensure_multi_tenant_operator(
+            &mut home[0],
+            others,
+            vec![
+                state::roles::APPLICATION_READWRITE_ALL.to_string(),
+                state::roles::GRANT_READWRITE_ALL.to_string(),
+            ],
+        );
+        issued.push(Secret::new(p.secret.expose().to_string()));
+        p
+    });
+    let mut states = states.into_iter();
+    let state = states
+        .next()
+        .ok_or_else(|| EmulatorError::Seed("no tenant".into()))?;
+    let parked: Vec<State> = states.collect();
+    let mut initial = vec![state.clone()];
+    initial.extend(parked.iter().cloned());
+    let mut operators = operators.into_iter();
+    let first = operators
+        .next()
+        .ok_or_else(|| EmulatorError::Seed("no tenant".into()))?;
+    let operator = first.operator;
+    let limited = first.limited;
+    let other_operators: Vec<TenantOperators> = operators.collect();
 
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
-            initial: state.clone(),
+            initial,
             state,
+            parked,
+            order: ids.clone(),
             faults: FaultState::new(config.faults.clone()),
             initial_faults: config.faults.clone(),
             log: Vec::new(),
@@ -504,7 +675,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     });
     {
         let inner = shared.lock();
-        shared.persist(&inner.state);
+        shared.persist(&inner);
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
@@ -519,6 +690,8 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         addr,
         operator,
         limited,
+        other_operators,
+        multi,
         export_limited: config.export_limited_operator,
         ca_pem,
         ca_path: Mutex::new(None),
@@ -558,8 +731,42 @@ impl RunningEmulator {
             self.tenant_id()
         )
     }
+    /// The first tenant (the one the export lines name).
     pub fn tenant_id(&self) -> String {
-        self.shared.lock().state.tenant_id.clone()
+        self.shared.lock().order[0].clone()
+    }
+    /// Every hosted tenant, the first one first.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.shared.lock().order.clone()
+    }
+    /// The token endpoint of a hosted (or any) tenant.
+    pub fn token_url_for(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.shared.urls.authority)
+    }
+    /// The privileged operator of one hosted tenant (its app is registered only there).
+    pub fn tenant_operator(&self, tenant: &str) -> Option<&Principal> {
+        if self.tenant_id().eq_ignore_ascii_case(tenant) {
+            return Some(&self.operator);
+        }
+        self.other_operators
+            .iter()
+            .find(|o| o.tenant_id.eq_ignore_ascii_case(tenant))
+            .map(|o| &o.operator)
+    }
+    /// The limited operator of one hosted tenant.
+    pub fn tenant_limited_operator(&self, tenant: &str) -> Option<&Principal> {
+        if self.tenant_id().eq_ignore_ascii_case(tenant) {
+            return Some(&self.limited);
+        }
+        self.other_operators
+            .iter()
+            .find(|o| o.tenant_id.eq_ignore_ascii_case(tenant))
+            .map(|o| &o.limited)
+    }
+    /// The multi-tenant operator app (registered in the first tenant, consented in every
+    /// other hosted one, same client id and secret everywhere): only with several tenants.
+    pub fn multi_tenant_operator(&self) -> Option<&Principal> {
+        self.multi.as_ref()
     }
     /// The privileged operator (Application.ReadWrite.All + DelegatedPermissionGrant.ReadWrite.All).
     pub fn operator(&self) -> &Principal {
@@ -632,10 +839,12 @@ impl RunningEmulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let p = if self.export_limited {
-            &self.limited
-        } else {
-            &self.operator
+        // With several tenants the exported principal is the multi-tenant operator: its client
+        // id works in every hosted tenant, so `--all` runs over customers in any of them.
+        let p = match (&self.multi, self.export_limited) {
+            (_, true) => &self.limited,
+            (Some(multi), false) => multi,
+            (None, false) => &self.operator,
         };
         let mut s = format!(
             "export AZURE_AUTHORITY_HOST={}\nexport ENTRAFORM_GRAPH_URL={}\nexport AZURE_TENANT_ID={}\nexport AZURE_CLIENT_ID={}\nexport ENTRAFORM_EMULATOR_CONTROL_TOKEN={}\nexport AZURE_CLIENT_SECRET='{}'\n",
@@ -663,7 +872,14 @@ impl RunningEmulator {
     }
     /// The whole tenant as JSON (what `GET /_emulator/state` answers; no secret values).
     pub fn state_json(&self) -> Value {
-        control::state_json(&self.shared.lock())
+        let mut inner = self.shared.lock();
+        inner.activate_first();
+        control::state_json(&inner)
+    }
+    /// One hosted tenant as JSON (`GET /_emulator/state?tenant=GUID`).
+    pub fn tenant_state_json(&self, tenant: &str) -> Option<Value> {
+        let mut inner = self.shared.lock();
+        inner.activate(tenant).then(|| control::state_json(&inner))
     }
     pub fn faults(&self) -> Faults {
         self.shared.lock().faults.faults.clone()
@@ -678,18 +894,35 @@ impl RunningEmulator {
     pub fn seed_app(&self, doc: &Value) -> Result<Vec<String>, EmulatorError> {
         let mut inner = self.shared.lock();
         let inner = &mut *inner;
+        let first = inner.order[0].clone();
+        let tenant = seed_tenant(doc, &first);
+        if !inner.activate(&tenant) {
+            return Err(EmulatorError::Seed(format!(
+                "the seed names tenant {tenant}, which the emulator does not host"
+            )));
+        }
         let ids = control::apply_seed(&mut inner.state, doc, &mut inner.issued)
             .map_err(EmulatorError::Seed)?;
-        self.shared.persist(&inner.state);
+        self.shared.persist(inner);
         Ok(ids)
     }
     /// Edit an application behind the tool's back (no rules, no replication delay): `key` is
     /// its id, appId or uniqueName; `patch` is merged as Graph's PATCH would.
     pub fn edit_app(&self, key: &str, patch: &Value) -> Result<(), EmulatorError> {
+        let tenant = self.tenant_id();
+        self.edit_app_in(&tenant, key, patch)
+    }
+    /// [`RunningEmulator::edit_app`] in one hosted tenant.
+    pub fn edit_app_in(&self, tenant: &str, key: &str, patch: &Value) -> Result<(), EmulatorError> {
         let mut inner = self.shared.lock();
+        if !inner.activate(tenant) {
+            return Err(EmulatorError::NotFound(format!(
+                "the emulator does not host tenant {tenant}"
+            )));
+        }
         control::edit_object(&mut inner.state, "applications", key, Some(patch))
             .map_err(EmulatorError::NotFound)?;
-        self.shared.persist(&inner.state);
+        self.shared.persist(&inner);
         Ok(())
     }
     /// Every secret value the emulator knows of: handed out by `addPassword`, seeded, and the
@@ -707,7 +940,7 @@ impl RunningEmulator {
     pub fn reset(&self) {
         let mut inner = self.shared.lock();
         control::reset(&mut inner);
-        self.shared.persist(&inner.state);
+        self.shared.persist(&inner);
     }
     /// Stop listening and wait for the server task.
     pub async fn shutdown(mut self) {

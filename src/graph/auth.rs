@@ -16,7 +16,8 @@ use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_identity::{
-    ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
+    AzureCliCredential, AzureCliCredentialOptions, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
@@ -72,6 +73,20 @@ impl AuthConfig {
         }
     }
 
+    /// The same configuration over the same connection pool (one per process, shared by the
+    /// sessions of an `--all` run's tenants: no second set of TLS handshakes).
+    pub fn share(&self) -> Result<Self, AuthError> {
+        let http = self.http_client()?;
+        let copy = AuthConfig {
+            authority_host: self.authority_host.clone(),
+            graph_url: self.graph_url.clone(),
+            ca_pem: self.ca_pem.clone(),
+            http: OnceLock::new(),
+        };
+        let _ = copy.http.set(http);
+        Ok(copy)
+    }
+
     /// Trust the root certificate(s) of this PEM as well as the system's.
     pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
@@ -102,6 +117,7 @@ impl AuthConfig {
                 hint: format!("use e.g. {DEFAULT_GRAPH_URL}"),
             });
         }
+        plain_http_only_on_loopback("--graph-url", &url)?;
         Ok(url)
     }
 
@@ -123,6 +139,7 @@ impl AuthConfig {
             ),
             hint: format!("use e.g. {DEFAULT_AUTHORITY_HOST}"),
         })?;
+        plain_http_only_on_loopback("--authority-host", &url)?;
         if url.scheme() != "https" {
             return Err(AuthError::Config {
                 message: format!(
@@ -194,6 +211,41 @@ impl AuthConfig {
     }
 }
 
+/// Whether a URL's host is a loopback address: `127.0.0.0/8`, `::1` or `localhost` (RFC 6761
+/// §6.3 reserves `localhost` for loopback).
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost"
+        }
+        None => false,
+    }
+}
+
+/// Plain `http` carries the bearer token (and, at the token endpoint, the client secret) in
+/// clear: allowed only to this machine (an emulator without `--tls`), never across a network.
+pub fn plain_http_only_on_loopback(flag: &str, url: &Url) -> Result<(), AuthError> {
+    if url.scheme() == "http" && !is_loopback_host(url) {
+        return Err(AuthError::Config {
+            message: format!(
+                "{flag} {url} is plain http to a host that is not this machine; the bearer token would cross the network unencrypted"
+            ),
+            hint: format!(
+                "use https (e.g. {}), or plain http only for a local emulator on 127.0.0.1, ::1 or localhost",
+                if flag == "--graph-url" {
+                    DEFAULT_GRAPH_URL
+                } else {
+                    DEFAULT_AUTHORITY_HOST
+                }
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Which credential authenticated (or will try) the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -229,12 +281,17 @@ pub struct OperatorCredential {
     chosen: Mutex<Option<usize>>,
     /// The login authority the secret-based credentials talk to (named in their errors).
     authority: Option<String>,
+    /// The tenant tokens are requested for (the customer's), when one was given.
+    tenant: Option<String>,
+    /// The credential's own tenant (`AZURE_TENANT_ID`), when set.
+    home: Option<String>,
 }
 
 impl std::fmt::Debug for OperatorCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperatorCredential")
             .field("candidates", &self.kinds())
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -242,7 +299,13 @@ impl std::fmt::Debug for OperatorCredential {
 impl OperatorCredential {
     /// Pick the credential from the process environment.
     pub fn from_env(cfg: &AuthConfig) -> Result<Self, AuthError> {
-        Self::from_env_with(cfg, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_env_with(cfg, process_env)
+    }
+
+    /// Pick the credential from the process environment, asking every token for `tenant` (the
+    /// customer's tenant of `defaults.yaml`) rather than the credential's default one.
+    pub fn for_tenant(cfg: &AuthConfig, tenant: &str) -> Result<Self, AuthError> {
+        Self::from_env_for(cfg, Some(tenant), process_env)
     }
 
     /// Pick the credential from an environment given as a lookup function (testable).
@@ -250,13 +313,27 @@ impl OperatorCredential {
         cfg: &AuthConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, AuthError> {
+        Self::from_env_for(cfg, None, env)
+    }
+
+    /// The credential of `env`, asked for tokens in `tenant` when given: the client secret's
+    /// tenant (a multi-tenant operator app gets a token wherever it is consented), the
+    /// workload identity's tenant, `az`/`azd --tenant`. A managed identity cannot choose: its
+    /// tokens are checked afterwards (`GraphClient` compares the token's `tid`).
+    pub fn from_env_for(
+        cfg: &AuthConfig,
+        tenant: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, AuthError> {
         let wrap = |e: azure_core::Error| AuthError::from_azure("building the credential", &e);
-        let tenant = env("AZURE_TENANT_ID");
+        let home = env("AZURE_TENANT_ID");
         let client = env("AZURE_CLIENT_ID");
+        let home_tenant = home.clone();
+        let wanted = tenant.map(str::to_string).or_else(|| home.clone());
         let mut candidates = Vec::new();
         if env("AZURE_CLIENT_SECRET").is_some() {
             let secret = env("AZURE_CLIENT_SECRET").unwrap_or_default();
-            let (Some(tenant), Some(client)) = (tenant, client) else {
+            let (Some(_), Some(client), Some(wanted)) = (home, client, wanted.clone()) else {
                 return Err(AuthError::Config {
                     message: "AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID or AZURE_CLIENT_ID is not"
                         .into(),
@@ -267,7 +344,7 @@ impl OperatorCredential {
                 client_options: cfg.client_options(true)?,
             };
             let credential = ClientSecretCredential::new(
-                &tenant,
+                &wanted,
                 client,
                 azure_core::credentials::Secret::new(secret),
                 Some(options),
@@ -281,7 +358,7 @@ impl OperatorCredential {
         } else if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
             let mut options = WorkloadIdentityCredentialOptions {
                 client_id: client,
-                tenant_id: tenant,
+                tenant_id: wanted.clone(),
                 token_file_path: Some(PathBuf::from(file)),
                 ..Default::default()
             };
@@ -306,17 +383,43 @@ impl OperatorCredential {
                 // `az login` user wait for a TCP timeout.
                 probe_timeout: (!hosted).then_some(Duration::from_secs(1)),
             });
-            candidates.push(Candidate {
-                kind: CredentialKind::DeveloperTools,
-                credential: DeveloperToolsCredential::new(None).map_err(wrap)?,
-                probe_timeout: None,
-            });
+            // Only the customer's tenant is passed to the tools (`az login` users with several
+            // tenants get the right one); without one they use their default tenant.
+            let az = AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: tenant.map(str::to_string),
+                ..Default::default()
+            }))
+            .map_err(wrap)?;
+            let azd = AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
+                tenant_id: tenant.map(str::to_string),
+                ..Default::default()
+            }))
+            .map_err(wrap)?;
+            // `DeveloperToolsCredential` (az, then azd) has no tenant option, but
+            // `AzureCliCredentialOptions::tenant_id` (`az account get-access-token --tenant T`)
+            // and `AzureDeveloperCliCredentialOptions::tenant_id` (`azd auth token --tenant-id
+            // T`) do (https://docs.rs/azure_identity/1.0.0/azure_identity/struct.AzureCliCredentialOptions.html):
+            // the same two tools, in the same order, each a candidate of the chain.
+            for credential in [az as Arc<dyn TokenCredential>, azd] {
+                candidates.push(Candidate {
+                    kind: CredentialKind::DeveloperTools,
+                    credential,
+                    probe_timeout: None,
+                });
+            }
         }
         Ok(OperatorCredential {
             candidates,
             chosen: Mutex::new(None),
             authority: Some(cfg.authority_host.clone()),
+            tenant: tenant.map(str::to_string),
+            home: home_tenant,
         })
+    }
+
+    /// The tenant tokens are asked for, when one was given.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// Wrap any `azure_core` credential (e.g. one built by an embedding program).
@@ -329,12 +432,16 @@ impl OperatorCredential {
             }],
             chosen: Mutex::new(None),
             authority: None,
+            tenant: None,
+            home: None,
         }
     }
 
     /// The credentials that will be tried, in order.
     pub fn kinds(&self) -> Vec<CredentialKind> {
-        self.candidates.iter().map(|c| c.kind).collect()
+        let mut kinds: Vec<CredentialKind> = self.candidates.iter().map(|c| c.kind).collect();
+        kinds.dedup();
+        kinds
     }
 
     /// The credential that produced the last token, once one did.
@@ -353,8 +460,23 @@ impl OperatorCredential {
         }
     }
 
-    /// A token for `scope`. Tries each candidate until one works (then sticks to it).
+    /// A token for `scope`. Tries each candidate until one works (then sticks to it). With a
+    /// tenant, a failure says which tenant the token was asked for.
     pub async fn get_token(&self, scope: &str) -> Result<AccessToken, AuthError> {
+        let result = self.get_token_inner(scope).await;
+        match (&self.tenant, result) {
+            (Some(tenant), Err(e)) if !matches!(e, AuthError::Config { .. }) => {
+                Err(AuthError::InTenant {
+                    tenant: tenant.clone(),
+                    home: self.home.clone(),
+                    source: Box::new(e),
+                })
+            }
+            (_, r) => r,
+        }
+    }
+
+    async fn get_token_inner(&self, scope: &str) -> Result<AccessToken, AuthError> {
         let chosen = *self.chosen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = chosen {
             let c = &self.candidates[i];
@@ -397,6 +519,15 @@ impl OperatorCredential {
     }
 }
 
+/// AADSTS codes that mean "not in this tenant": tenant not found (90002), application not
+/// found in the directory (700016), no service principal in the tenant (7000229), the resource
+/// not in the tenant (500011) (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
+const TENANT_CODES: &[u32] = &[90002, 700016, 7000229, 500011];
+
+fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
 /// Why no token could be obtained. Never contains a secret (token endpoint error descriptions
 /// do not echo the secret).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -416,6 +547,14 @@ pub enum AuthError {
     /// No credential in the chain produced a token.
     #[error("no credential worked; tried:\n  {tried}")]
     NoCredential { tried: String },
+    /// A token asked for a given tenant (the customer's) could not be obtained.
+    #[error("{source} (the token was asked for the customer's tenant {tenant}{})", .home.as_ref().filter(|h| !h.eq_ignore_ascii_case(tenant)).map(|h| format!("; the operator's AZURE_TENANT_ID is {h}")).unwrap_or_default())]
+    InTenant {
+        tenant: String,
+        /// The credential's own tenant (`AZURE_TENANT_ID`), when set.
+        home: Option<String>,
+        source: Box<AuthError>,
+    },
 }
 
 impl AuthError {
@@ -446,6 +585,20 @@ impl AuthError {
                 "log in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
                     .into(),
             ),
+            // A refusal that is about the tenant (not found, app not there, SP not there), or
+            // no answer from a tool: say how to get a token for that tenant. A wrong or
+            // expired secret keeps its own fix.
+            AuthError::InTenant { tenant, source, .. }
+                if source
+                    .aadsts()
+                    .is_none_or(|c| TENANT_CODES.contains(&c)) =>
+            {
+                Some(format!(
+                    "{}; the token was asked for the customer's tenant {tenant}: `az login --tenant {tenant}`, or an operator app (AZURE_CLIENT_ID) registered or consented in {tenant}",
+                    source.hint().unwrap_or_default().trim_end_matches('.')
+                ))
+            }
+            AuthError::InTenant { source, .. } => source.hint(),
         }
     }
 
@@ -453,6 +606,7 @@ impl AuthError {
     pub fn aadsts(&self) -> Option<u32> {
         match self {
             AuthError::Credential { aadsts, .. } => *aadsts,
+            AuthError::InTenant { source, .. } => source.aadsts(),
             _ => None,
         }
     }
@@ -724,6 +878,44 @@ mod tests {
         assert_eq!(
             emu.graph_scope().unwrap(),
             "https://127.0.0.1:8443/.default"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_to_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/v1.0",
+            "http://127.8.9.10/v1.0",
+            "http://[::1]:80/v1.0",
+            "http://localhost:1/v1.0",
+            "https://graph.example.com/v1.0",
+        ] {
+            let url = Url::parse(ok).unwrap();
+            assert!(
+                plain_http_only_on_loopback("--graph-url", &url).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://graph.example.com/v1.0",
+            "http://10.0.0.5/v1.0",
+            "http://[::2]/v1.0",
+            "http://localhost.example.com/v1.0",
+            "http://128.0.0.1/v1.0",
+        ] {
+            let url = Url::parse(bad).unwrap();
+            let err = plain_http_only_on_loopback("--graph-url", &url).unwrap_err();
+            assert!(err.to_string().contains("plain http"), "{bad}: {err}");
+            assert!(err.hint().unwrap().contains("127.0.0.1"), "{bad}");
+        }
+        let cfg = AuthConfig::new(DEFAULT_AUTHORITY_HOST, "http://graph.example.com/v1.0");
+        assert!(cfg.graph_scope().is_err());
+        let cfg = AuthConfig::new("http://login.example.com", DEFAULT_GRAPH_URL);
+        assert!(
+            cfg.authority_url()
+                .unwrap_err()
+                .to_string()
+                .contains("not this machine")
         );
     }
 

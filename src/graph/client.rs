@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use super::auth::{AuthConfig, OperatorCredential, jittered};
 use super::error::{ApiError, GraphError};
+use super::tenant::ExpectedTenant;
 use super::wire::{Collection, ErrorEnvelope};
 use crate::secret::Secret;
 
@@ -359,6 +360,8 @@ struct Inner {
     cache: tokio::sync::Mutex<Option<CachedToken>>,
     retry: RetryPolicy,
     counters: Counters,
+    /// Every token must be for this tenant (checked before the token is sent anywhere).
+    expected: Option<ExpectedTenant>,
 }
 
 /// The Graph client. Cheap to clone (one shared pool, token cache and counters).
@@ -392,6 +395,7 @@ impl GraphClient {
                 "--graph-url {graph_url:?} is not an http(s) URL"
             )));
         }
+        super::auth::plain_http_only_on_loopback("--graph-url", &parsed)?;
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 http,
@@ -400,6 +404,7 @@ impl GraphClient {
                 cache: tokio::sync::Mutex::new(None),
                 retry: RetryPolicy::default(),
                 counters: Counters::default(),
+                expected: None,
             }),
         })
     }
@@ -427,29 +432,52 @@ impl GraphClient {
 
     /// Replace the retry policy (call before cloning the client).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.retry = retry,
-            None => {
-                let old = &self.inner;
-                self.inner = Arc::new(Inner {
-                    http: old.http.clone(),
-                    base: old.base.clone(),
-                    tokens: match &old.tokens {
-                        TokenSource::Credential { credential, scope } => TokenSource::Credential {
-                            credential: credential.clone(),
-                            scope: scope.clone(),
-                        },
-                        TokenSource::Static(s) => {
-                            TokenSource::Static(Secret::new(s.expose().to_string()))
-                        }
-                    },
-                    cache: tokio::sync::Mutex::new(None),
-                    retry,
-                    counters: Counters::default(),
-                });
-            }
-        }
+        self.inner_mut().retry = retry;
         self
+    }
+
+    /// Refuse every token that is not for `tenant` (its `tid` claim), before it is sent to
+    /// Graph (call before cloning the client).
+    pub fn expect_tenant(mut self, tenant: ExpectedTenant) -> Self {
+        self.inner_mut().expected = Some(tenant);
+        self
+    }
+
+    /// The tenant this client is held to, if any.
+    pub fn expected_tenant(&self) -> Option<&ExpectedTenant> {
+        self.inner.expected.as_ref()
+    }
+
+    /// Get (and check) the first token now: a credential or tenant problem surfaces before
+    /// any Graph request, vault read or write. Costs the token request only.
+    pub async fn connect(&self) -> Result<(), GraphError> {
+        self.bearer(false).await.map(drop)
+    }
+
+    /// The inner state, copied first when the client was already cloned (the copy starts with
+    /// an empty token cache and fresh counters).
+    fn inner_mut(&mut self) -> &mut Inner {
+        if Arc::get_mut(&mut self.inner).is_none() {
+            let old = &self.inner;
+            self.inner = Arc::new(Inner {
+                http: old.http.clone(),
+                base: old.base.clone(),
+                tokens: match &old.tokens {
+                    TokenSource::Credential { credential, scope } => TokenSource::Credential {
+                        credential: credential.clone(),
+                        scope: scope.clone(),
+                    },
+                    TokenSource::Static(s) => {
+                        TokenSource::Static(Secret::new(s.expose().to_string()))
+                    }
+                },
+                cache: tokio::sync::Mutex::new(None),
+                retry: old.retry.clone(),
+                counters: Counters::default(),
+                expected: old.expected.clone(),
+            });
+        }
+        Arc::get_mut(&mut self.inner).expect("just made unique")
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -474,7 +502,12 @@ impl GraphClient {
     /// A bearer token, from the cache unless it expires within five minutes.
     async fn bearer(&self, force_refresh: bool) -> Result<Zeroizing<String>, GraphError> {
         match &self.inner.tokens {
-            TokenSource::Static(s) => Ok(Zeroizing::new(s.expose().to_string())),
+            TokenSource::Static(s) => {
+                if let Some(expected) = &self.inner.expected {
+                    expected.check(s.expose())?;
+                }
+                Ok(Zeroizing::new(s.expose().to_string()))
+            }
             TokenSource::Credential { credential, scope } => {
                 let mut cache = self.inner.cache.lock().await;
                 let fresh_enough = |c: &CachedToken| {
@@ -488,6 +521,9 @@ impl GraphClient {
                     .token_requests
                     .fetch_add(1, Ordering::Relaxed);
                 let token = credential.get_token(scope).await?;
+                if let Some(expected) = &self.inner.expected {
+                    expected.check(token.token.secret())?;
+                }
                 let value = Zeroizing::new(token.token.secret().to_string());
                 *cache = Some(CachedToken {
                     token: Secret::new(token.token.secret().to_string()),

@@ -23,6 +23,9 @@ pub enum GraphError {
     /// A token for Graph could not be obtained.
     #[error("cannot get a token for Microsoft Graph: {0}")]
     Auth(#[from] super::auth::AuthError),
+    /// The operator's token is for another tenant than the customer's (nothing was sent).
+    #[error(transparent)]
+    Tenant(#[from] super::tenant::TenantError),
     /// Graph answered 2xx with a body we could not read.
     #[error("{method} {path}: unexpected response: {message}")]
     Decode {
@@ -195,6 +198,7 @@ impl GraphError {
                     .into(),
             ),
             GraphError::Auth(e) => e.hint(),
+            GraphError::Tenant(e) => Some(e.hint()),
             GraphError::Decode { .. } => {
                 Some("check that --graph-url points at Microsoft Graph v1.0".into())
             }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod tenant;
 pub mod wire;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ pub use client::{
     SendFailure, Stats, TokenSource,
 };
 pub use error::{ApiError, GraphError};
+pub use tenant::{ExpectedTenant, TenantError};
 
 use crate::secret::Secret;
 use wire::{Application, Collection, OAuth2PermissionGrant, PasswordCredential, ServicePrincipal};

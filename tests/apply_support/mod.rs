@@ -23,6 +23,9 @@ pub enum Operator {
     Full,
     /// No grant permission (grant writes get 403).
     Limited,
+    /// The multi-tenant operator app (consented in every hosted tenant; the emulator must host
+    /// more than one).
+    MultiTenant,
 }
 
 pub struct Harness {
@@ -36,6 +39,8 @@ pub struct Harness {
     pub keyring_service: Option<String>,
     /// More variables for the binary's environment (set last: they override).
     pub extra_env: Vec<(String, std::ffi::OsString)>,
+    /// Environment changes applied last: `Some` sets, `None` removes.
+    pub env: Vec<(String, Option<String>)>,
 }
 
 /// One finished run of the binary.
@@ -158,6 +163,7 @@ impl Harness {
             vault_files: Vec::new(),
             keyring_service: None,
             extra_env: Vec::new(),
+            env: Vec::new(),
         };
         h.set_vault("vault:\n  backend: file\n  path: vault.json\n");
         h.vault_files = vec![h.manifests().join("vault.json")];
@@ -177,6 +183,48 @@ impl Harness {
         let path = self.manifests().join("defaults.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, replace_vault_block(&text, block)).unwrap();
+    }
+
+    /// Point customer `name` of the defaults at `tenant` (adding the customer, with host
+    /// `<name>.axelabs.ai`, when it is not there).
+    pub fn set_customer_tenant(&self, name: &str, tenant: &str) {
+        let path = self.manifests().join("defaults.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        let mut in_customer = false;
+        let mut found = false;
+        for line in text.lines() {
+            if line.starts_with("  ") && !line.starts_with("   ") {
+                in_customer = line.trim() == format!("{name}:");
+                found |= in_customer;
+            } else if !line.starts_with(' ') && !line.trim().is_empty() {
+                in_customer = false;
+            }
+            if in_customer && line.trim_start().starts_with("tenant_id:") {
+                out.push_str(&format!("    tenant_id: {tenant}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+            if line == "customers:" && !text.contains(&format!("\n  {name}:\n")) {
+                out.push_str(&format!(
+                    "  {name}:\n    tenant_id: {tenant}\n    host: {name}.axelabs.ai\n"
+                ));
+                found = true;
+            }
+        }
+        assert!(found, "customer {name} in defaults.yaml");
+        std::fs::write(&path, out).unwrap();
+    }
+
+    /// A service manifest of `customer` (reference frame) at `proxy_port`.
+    pub fn write_service(&self, service: &str, customer: &str, proxy_port: u16) {
+        self.write_manifest(
+            &format!("{service}.yaml"),
+            &format!(
+                "service: {service}\ncustomer: {customer}\nproxy_port: {proxy_port}\nreference: frame\n"
+            ),
+        );
     }
 
     pub fn write_manifest(&self, name: &str, text: &str) {
@@ -242,6 +290,13 @@ impl Harness {
                 self.emu.limited_operator().client_id.clone(),
                 self.emu.limited_operator().secret(),
             ),
+            Operator::MultiTenant => {
+                let p = self
+                    .emu
+                    .multi_tenant_operator()
+                    .expect("the emulator hosts several tenants");
+                (p.client_id.clone(), p.secret())
+            }
         };
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
         cmd.args(args)
@@ -274,6 +329,12 @@ impl Harness {
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
         }
         let out = cmd.output().await.expect("the binary runs");
         Run {
@@ -330,6 +391,13 @@ impl Harness {
 
     pub fn state(&self) -> Value {
         self.emu.state_json()
+    }
+
+    /// One hosted tenant's state.
+    pub fn tenant_state(&self, tenant: &str) -> Value {
+        self.emu
+            .tenant_state_json(tenant)
+            .unwrap_or_else(|| panic!("the emulator hosts {tenant}"))
     }
 
     /// The service's application(s) in the tenant (by uniqueName or App ID URI).
