@@ -9,7 +9,7 @@ use super::errors::{Ctx, GraphError};
 use super::state::{GRAPH_APP_ID, State, digest_hex};
 use super::util::{Headers, Resp, login_timestamp, new_guid, now_ms, parse_time};
 use super::{Inner, Shared, TokenInfo};
-use crate::secret::Secret;
+use crate::Secret;
 
 pub(crate) fn handle(
     shared: &Shared,

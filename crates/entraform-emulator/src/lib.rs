@@ -7,11 +7,11 @@
 //! audience by origin (VALIDATORS.md §f.2).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), entraform::emulator::EmulatorError> {
-//! use entraform::emulator::{EmulatorConfig, start};
+//! # async fn demo() -> Result<(), entraform_emulator::EmulatorError> {
+//! use entraform_emulator::{EmulatorConfig, start};
 //! let emu = start(EmulatorConfig::default().tls(true).verified_domain("axelabs.ai")).await?;
 //! let graph = emu.graph_url(); // https://127.0.0.1:PORT/v1.0
-//! let secret = emu.operator_secret(); // a crate::secret::Secret
+//! let secret = emu.operator_secret(); // an entraform_secret::Secret
 //! # let _ = (graph, secret);
 //! emu.shutdown().await;
 //! # Ok(()) }
@@ -66,7 +66,7 @@ pub use faults::{Faults, LostAnswer};
 pub use state::{GRAPH_APP_ID, USER_READ_ID};
 pub use tenants::MULTI_TENANT_OPERATOR_UNIQUE_NAME;
 
-use crate::secret::Secret;
+pub use entraform_secret::Secret;
 use faults::FaultState;
 use state::State;
 

@@ -26,7 +26,7 @@ use super::rules;
 use super::state::{Obj, State, application_prop_names, merge};
 use super::util::{Headers, Resp, parse_time};
 use super::{Inner, Principal, Shared};
-use crate::secret::Secret;
+use crate::Secret;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn handle(
