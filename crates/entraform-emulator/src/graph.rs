@@ -107,7 +107,8 @@ const WRITE_APPS: &[&str] = &[
 ];
 const WRITE_GRANTS: &[&str] = &[roles::GRANT_READWRITE_ALL, roles::DIRECTORY_READWRITE_ALL];
 
-/// Bearer tokens must be ones this emulator issued, unexpired, for Graph (behavior.md §1.1).
+/// Bearer tokens must be ones this emulator issued, unexpired, for Graph
+/// (<https://learn.microsoft.com/graph/errors>).
 pub(crate) fn authenticate(inner: &Inner, headers: &Headers) -> GraphResult<Caller> {
     let auth = headers.get("authorization").unwrap_or("").trim();
     if auth.is_empty() {
@@ -736,7 +737,8 @@ pub(crate) fn update_application(state: &mut State, i: usize, body: &Value) -> G
     Ok(())
 }
 
-/// `PATCH /applications(uniqueName='…')` (behavior.md §4.6): update → 204; missing with
+/// `PATCH /applications(uniqueName='…')`
+/// (<https://learn.microsoft.com/graph/api/application-upsert?view=graph-rest-1.0>): update → 204; missing with
 /// `Prefer: create-if-missing` → 201; missing without it → 404.
 fn upsert(
     inner: &mut Inner,
@@ -881,7 +883,8 @@ fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Valu
         .as_str()
         .ok_or_else(|| GraphError::bad_request("Property 'appId' is required."))?
         .to_string();
-    // One SP per appId, checked on the primary (behavior.md §5.2).
+    // One SP per appId, checked on the primary
+    // (<https://learn.microsoft.com/graph/api/serviceprincipal-post-serviceprincipals?view=graph-rest-1.0>).
     if inner.state.sp_index_by("appId", &app_id, None).is_some() {
         return Err(GraphError::new(
             409,
@@ -891,7 +894,8 @@ fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Valu
             ),
         ));
     }
-    // An app still replicating (or none at all) has no backing object yet (behavior.md §5.5).
+    // An app still replicating (or none at all) has no backing object yet
+    // (<https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     let Some(ai) = inner.state.app_index_by("appId", &app_id, Some(now_ms())) else {
         return Err(GraphError::bad_request(format!(
             "The appId '{app_id}' of the service principal does not reference a valid application object."
@@ -961,7 +965,8 @@ fn update_grant(
     Ok(Resp::empty(204))
 }
 
-/// Each scope value must be a scope the resource SP publishes [behavior.md §6.3, INF].
+/// Each scope value must be a scope the resource SP publishes
+/// (<https://learn.microsoft.com/graph/api/oauth2permissiongrant-update?view=graph-rest-1.0>).
 fn check_grant_scopes(state: &State, resource_sp_id: &str, scope: &str) -> GraphResult<()> {
     if scope.len() > 3850 {
         return Err(GraphError::invalid_value("scope", "OAuth2PermissionGrant"));
@@ -1050,7 +1055,8 @@ pub(crate) fn create_grant(inner: &mut Inner, body: &Value) -> GraphResult<Value
         }
     };
     let now = Some(now_ms());
-    // Both ends must be SPs a read can see (a just-created SP may not be yet, behavior.md §10).
+    // Both ends must be SPs a read can see (a just-created SP may not be yet,
+    // <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     for id in [&client_id, &resource_id] {
         if inner.state.sp_index_by("id", id, now).is_none() {
             return Err(GraphError::not_found(id));

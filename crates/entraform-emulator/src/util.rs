@@ -30,7 +30,7 @@ pub(crate) fn now_iso() -> String {
     iso(OffsetDateTime::now_utc())
 }
 
-/// `innerError.date`: second precision, no zone suffix (behavior.md §1.1).
+/// `innerError.date`: second precision, no zone suffix (<https://learn.microsoft.com/graph/errors>).
 pub(crate) fn inner_error_date() -> String {
     let t = OffsetDateTime::now_utc();
     format!(
@@ -135,7 +135,7 @@ pub(crate) enum RespBody {
     Text(String, &'static str),
 }
 
-/// Graph's JSON content type (behavior.md §1.2).
+/// Graph's JSON content type (<https://learn.microsoft.com/graph/api/application-list?view=graph-rest-1.0>).
 pub(crate) const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 impl Resp {
