@@ -32,23 +32,19 @@ pub(crate) fn now_iso() -> String {
 
 /// `innerError.date`: second precision, no zone suffix (<https://learn.microsoft.com/graph/errors>).
 pub(crate) fn inner_error_date() -> String {
-    let t = OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    now_seconds('T', "")
 }
 
 /// The token endpoint's timestamp (`2016-01-09 02:02:12Z`).
 pub(crate) fn login_timestamp() -> String {
+    now_seconds(' ', "Z")
+}
+
+/// The UTC time now to the second: date, `sep`, time, `suffix`.
+fn now_seconds(sep: char, suffix: &str) -> String {
     let t = OffsetDateTime::now_utc();
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}{suffix}",
         t.year(),
         u8::from(t.month()),
         t.day(),
