@@ -22,5 +22,5 @@ if [ -n "${_ENTRAFORM_IN_DBUS:-}" ]; then
 fi
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets "$@"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --all-targets "$@"

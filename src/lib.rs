@@ -10,7 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod desired;
 pub mod drift;
-pub mod emulator;
+pub use entraform_emulator as emulator;
 pub mod error;
 pub mod exit;
 pub mod explain;

@@ -1,67 +1,7 @@
-//! The one type that holds a secret value.
-//!
-//! It zeroizes its memory on drop, prints as `***` through both `Debug` and `Display`, and is
-//! neither `Clone` nor `Serialize`: the only way to read the value is [`Secret::expose`], so
-//! every place a secret leaves this type is greppable.
+//! The one type that holds a secret value ([`Secret`], in the `entraform-secret` crate the
+//! emulator shares) and the shape an Entra client secret must have before it is stored.
 
-use std::fmt;
-
-use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
-
-/// A secret value (client secret, access token). Zeroized on drop; shown as `***`.
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wrap a value. The caller's copy should be the one moved in (no extra copies).
-    pub fn new(value: String) -> Self {
-        Self(Zeroizing::new(value))
-    }
-
-    /// The raw value. Call only where the value must leave the process: the vault writer,
-    /// a token request body, a child's stdin.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Length in characters (safe to report).
-    pub fn len(&self) -> usize {
-        self.0.chars().count()
-    }
-
-    /// Whether the value is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Entra's `hint`: the first three characters (Graph returns it for every credential, so
-    /// it is not secret; it is how a vault entry is matched to a credential).
-    pub fn hint(&self) -> String {
-        self.0.chars().take(3).collect()
-    }
-
-    /// SHA-256 of the value, for read-back comparison without printing anything.
-    pub fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
-    }
-
-    /// Constant-shape comparison through digests.
-    pub fn same_as(&self, other: &Secret) -> bool {
-        self.digest() == other.digest()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use entraform_secret::Secret;
 
 /// Entra's client-secret alphabet as observed in `addPassword` responses: ASCII letters, digits
 /// and `~ . _ -` (checklist #13 says a stored secret is 40–50 characters; anything else means
@@ -115,15 +55,6 @@ pub fn check_shape(secret: &Secret) -> Result<(), SecretShapeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn never_prints_the_value() {
-        let s = Secret::new("abc~DEF.ghi_jkl-0123456789abcdefghijklmnop".into());
-        assert_eq!(format!("{s}"), "***");
-        assert_eq!(format!("{s:?}"), "***");
-        assert_eq!(format!("{:?}", Some(&s)), "Some(***)");
-        assert_eq!(s.hint(), "abc");
-    }
 
     #[test]
     fn shape_rules() {

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 
 use crate::cli::EmulatorArgs;
-use crate::emulator::{self, EmulatorConfig, EmulatorError, Faults};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use entraform_emulator::{self as emulator, EmulatorConfig, EmulatorError, Faults};
 
 fn to_error(e: EmulatorError) -> Error {
     let hint = e.hint();

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use crate::commands::session::Session;
 use crate::desired::Desired;
-use crate::emulator::{EmulatorConfig, RunningEmulator};
 use crate::error::Error;
 use crate::graph::AuthConfig;
 use crate::printer::Printer;
 use crate::vault::VaultConfig;
+use entraform_emulator::{EmulatorConfig, RunningEmulator};
 
 pub const SANDBOX_DIR: &str = ".entraform/sandbox";
 
@@ -23,7 +23,7 @@ pub struct Sandbox {
     pub dir: PathBuf,
 }
 
-fn emu_err(e: crate::emulator::EmulatorError) -> Error {
+fn emu_err(e: entraform_emulator::EmulatorError) -> Error {
     let hint = e.hint();
     Error::other(format!("the sandbox emulator failed: {e}"), hint)
 }
@@ -233,7 +233,7 @@ pub async fn start(
             state.display()
         ));
     }
-    let emulator = crate::emulator::start(config).await.map_err(emu_err)?;
+    let emulator = entraform_emulator::start(config).await.map_err(emu_err)?;
     if reuse {
         // The tenant was made for another manifest: add what this one expects to find there
         // (its pinned app, its reference) unless it is there already.

@@ -1,4 +1,4 @@
-//! Graph's error envelope (behavior.md §1.1) and the codes the emulator answers with.
+//! Graph's error envelope (<https://learn.microsoft.com/graph/errors>) and the codes the emulator answers with.
 
 use serde_json::{Value, json};
 
@@ -33,11 +33,12 @@ pub(crate) struct GraphError {
     pub details: Vec<Value>,
     /// Extra headers (`Retry-After`, `WWW-Authenticate`).
     pub headers: Vec<(String, String)>,
-    /// Extra members of `innerError` (throttling puts `code`/`status` there, §9).
+    /// Extra members of `innerError` (throttling puts `code`/`status`
+    /// there, <https://learn.microsoft.com/graph/throttling>).
     pub inner: Vec<(String, Value)>,
 }
 
-/// The `WWW-Authenticate` header Graph sends with a 401 (behavior.md §1.1).
+/// The `WWW-Authenticate` header Graph sends with a 401 (<https://learn.microsoft.com/graph/errors>).
 pub(crate) const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
 
 impl GraphError {

@@ -18,7 +18,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::secret::Secret;
+use crate::Secret;
 
 /// A fresh control token: 64 hex characters (256 bits) from the OS-seeded CSPRNG.
 pub(crate) fn new_control_token() -> Secret {

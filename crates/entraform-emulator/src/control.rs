@@ -26,7 +26,7 @@ use super::rules;
 use super::state::{Obj, State, application_prop_names, merge};
 use super::util::{Headers, Resp, parse_time};
 use super::{Inner, Principal, Shared};
-use crate::secret::Secret;
+use crate::Secret;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn handle(
@@ -265,135 +265,163 @@ pub(crate) fn apply_seed(
     }
     let mut ids = Vec::new();
     for (n, entry) in apps.iter().enumerate() {
-        let mut body: Map<String, Value> = entry
-            .as_object()
-            .cloned()
-            .ok_or_else(|| format!("applications[{n}] is not an object"))?;
-        let with_sp = match body.remove("servicePrincipal") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => b,
-            Some(_) => {
+        ids.push(seed_application(state, n, entry, issued)?);
+    }
+    Ok(ids)
+}
+
+/// One entry of a seed's `applications` (number `n`): the app, its SP, passwords and grants.
+/// Returns its appId.
+fn seed_application(
+    state: &mut State,
+    n: usize,
+    entry: &Value,
+    issued: &mut Vec<Secret>,
+) -> Result<String, String> {
+    let mut body: Map<String, Value> = entry
+        .as_object()
+        .cloned()
+        .ok_or_else(|| format!("applications[{n}] is not an object"))?;
+    let with_sp = match body.remove("servicePrincipal") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(format!(
+                "applications[{n}].servicePrincipal must be true or false"
+            ));
+        }
+    };
+    let passwords = body.remove("passwords").unwrap_or(json!([]));
+    let grants = body.remove("grants").unwrap_or(json!([]));
+    let fixed_id = body.remove("id");
+    let fixed_app_id = body.remove("appId");
+    let created = body.remove("createdDateTime");
+    body.remove("publisherDomain");
+    let body = Value::Object(body);
+    let ctx = |e: GraphError| format!("applications[{n}]: {} ({})", e.message, e.code);
+    rules::check_body(
+        &body,
+        "microsoft.graph.application",
+        &mut application_prop_names(),
+        None,
+    )
+    .map_err(ctx)?;
+    let mut app = state.new_application(&body);
+    for (k, v) in [
+        ("id", fixed_id),
+        ("appId", fixed_app_id),
+        ("createdDateTime", created),
+    ] {
+        if let Some(v) = v {
+            if k != "createdDateTime" && !v.as_str().is_some_and(super::util::is_guid) {
+                return Err(format!("applications[{n}].{k} must be a GUID"));
+            }
+            app[k] = v;
+        }
+    }
+    let app_id = app["appId"].as_str().unwrap_or("").to_string();
+    if state.app_index_by("appId", &app_id, None).is_some()
+        || state
+            .app_index_by("id", app["id"].as_str().unwrap_or(""), None)
+            .is_some()
+    {
+        return Err(format!(
+            "applications[{n}]: an application with that id or appId already exists"
+        ));
+    }
+    if let Some(u) = app["uniqueName"].as_str()
+        && state.app_index_by("uniqueName", u, None).is_some()
+    {
+        return Err(format!(
+            "applications[{n}]: uniqueName '{u}' is already used"
+        ));
+    }
+    rules::validate_application(state, None, &mut app).map_err(ctx)?;
+    state.applications.push(Obj {
+        data: app.clone(),
+        visible_at: 0,
+    });
+    let ai = state.applications.len() - 1;
+    if with_sp {
+        let sp = state.new_service_principal(&app, &json!({}));
+        state.service_principals.push(Obj {
+            data: sp,
+            visible_at: 0,
+        });
+    }
+    seed_passwords(state, n, ai, &passwords, issued)?;
+    seed_grants(state, n, &app_id, &grants)?;
+    Ok(app_id)
+}
+
+/// A seeded app's `passwords` (the app is `applications[n]`, index `ai`).
+fn seed_passwords(
+    state: &mut State,
+    n: usize,
+    ai: usize,
+    passwords: &Value,
+    issued: &mut Vec<Secret>,
+) -> Result<(), String> {
+    for (k, p) in passwords
+        .as_array()
+        .ok_or(format!("applications[{n}].passwords must be an array"))?
+        .iter()
+        .enumerate()
+    {
+        let now = OffsetDateTime::now_utc();
+        let time_of = |f: &str| -> Result<Option<OffsetDateTime>, String> {
+            match p[f].as_str() {
+                Some(s) => parse_time(s).map(Some).ok_or(format!(
+                    "applications[{n}].passwords[{k}].{f} is not an RFC 3339 time"
+                )),
+                None => Ok(None),
+            }
+        };
+        let start = time_of("startDateTime")?.unwrap_or(now);
+        let end = time_of("endDateTime")?.unwrap_or(start + time::Duration::days(730));
+        let secret = p["secretText"].as_str().map(|s| Secret::new(s.to_string()));
+        let (_, secret) = state.add_password(ai, p["displayName"].clone(), start, end, secret, 0);
+        issued.push(secret);
+    }
+    Ok(())
+}
+
+/// A seeded app's `grants`: `AllPrincipals` grants from its SP (the app is `applications[n]`).
+fn seed_grants(state: &mut State, n: usize, app_id: &str, grants: &Value) -> Result<(), String> {
+    for (k, g) in grants
+        .as_array()
+        .ok_or(format!("applications[{n}].grants must be an array"))?
+        .iter()
+        .enumerate()
+    {
+        let client = state
+            .sp_index_by("appId", app_id, None)
+            .map(|i| state.service_principals[i].id().to_string())
+            .ok_or(format!(
+                "applications[{n}].grants needs \"servicePrincipal\": true"
+            ))?;
+        let resource_app = match g["resourceAppId"].as_str() {
+            Some("self") => app_id.to_string(),
+            Some(r) => r.to_string(),
+            None => {
                 return Err(format!(
-                    "applications[{n}].servicePrincipal must be true or false"
+                    "applications[{n}].grants[{k}].resourceAppId is missing"
                 ));
             }
         };
-        let passwords = body.remove("passwords").unwrap_or(json!([]));
-        let grants = body.remove("grants").unwrap_or(json!([]));
-        let fixed_id = body.remove("id");
-        let fixed_app_id = body.remove("appId");
-        let created = body.remove("createdDateTime");
-        body.remove("publisherDomain");
-        let body = Value::Object(body);
-        let ctx = |e: GraphError| format!("applications[{n}]: {} ({})", e.message, e.code);
-        rules::check_body(
-            &body,
-            "microsoft.graph.application",
-            &mut application_prop_names(),
-            None,
-        )
-        .map_err(ctx)?;
-        let mut app = state.new_application(&body);
-        for (k, v) in [
-            ("id", fixed_id),
-            ("appId", fixed_app_id),
-            ("createdDateTime", created),
-        ] {
-            if let Some(v) = v {
-                if k != "createdDateTime" && !v.as_str().is_some_and(super::util::is_guid) {
-                    return Err(format!("applications[{n}].{k} must be a GUID"));
-                }
-                app[k] = v;
-            }
-        }
-        let app_id = app["appId"].as_str().unwrap_or("").to_string();
-        if state.app_index_by("appId", &app_id, None).is_some()
-            || state
-                .app_index_by("id", app["id"].as_str().unwrap_or(""), None)
-                .is_some()
-        {
-            return Err(format!(
-                "applications[{n}]: an application with that id or appId already exists"
-            ));
-        }
-        if let Some(u) = app["uniqueName"].as_str()
-            && state.app_index_by("uniqueName", u, None).is_some()
-        {
-            return Err(format!(
-                "applications[{n}]: uniqueName '{u}' is already used"
-            ));
-        }
-        rules::validate_application(state, None, &mut app).map_err(ctx)?;
-        state.applications.push(Obj {
-            data: app.clone(),
-            visible_at: 0,
-        });
-        let ai = state.applications.len() - 1;
-        if with_sp {
-            let sp = state.new_service_principal(&app, &json!({}));
-            state.service_principals.push(Obj {
-                data: sp,
-                visible_at: 0,
-            });
-        }
-        for (k, p) in passwords
-            .as_array()
-            .ok_or(format!("applications[{n}].passwords must be an array"))?
-            .iter()
-            .enumerate()
-        {
-            let now = OffsetDateTime::now_utc();
-            let time_of = |f: &str| -> Result<Option<OffsetDateTime>, String> {
-                match p[f].as_str() {
-                    Some(s) => parse_time(s).map(Some).ok_or(format!(
-                        "applications[{n}].passwords[{k}].{f} is not an RFC 3339 time"
-                    )),
-                    None => Ok(None),
-                }
-            };
-            let start = time_of("startDateTime")?.unwrap_or(now);
-            let end = time_of("endDateTime")?.unwrap_or(start + time::Duration::days(730));
-            let secret = p["secretText"].as_str().map(|s| Secret::new(s.to_string()));
-            let (_, secret) =
-                state.add_password(ai, p["displayName"].clone(), start, end, secret, 0);
-            issued.push(secret);
-        }
-        for (k, g) in grants
-            .as_array()
-            .ok_or(format!("applications[{n}].grants must be an array"))?
-            .iter()
-            .enumerate()
-        {
-            let client = state
-                .sp_index_by("appId", &app_id, None)
-                .map(|i| state.service_principals[i].id().to_string())
-                .ok_or(format!(
-                    "applications[{n}].grants needs \"servicePrincipal\": true"
-                ))?;
-            let resource_app = match g["resourceAppId"].as_str() {
-                Some("self") => app_id.clone(),
-                Some(r) => r.to_string(),
-                None => {
-                    return Err(format!(
-                        "applications[{n}].grants[{k}].resourceAppId is missing"
-                    ));
-                }
-            };
-            let resource = state
-                .sp_index_by("appId", &resource_app, None)
-                .map(|i| state.service_principals[i].id().to_string())
-                .ok_or(format!(
-                    "applications[{n}].grants[{k}]: no service principal for appId {resource_app}"
-                ))?;
-            let scope = g["scope"]
-                .as_str()
-                .ok_or(format!("applications[{n}].grants[{k}].scope is missing"))?;
-            graph::seed_grant(state, &client, &resource, scope)
-                .map_err(|e| format!("applications[{n}].grants[{k}]: {e}"))?;
-        }
-        ids.push(app_id);
+        let resource = state
+            .sp_index_by("appId", &resource_app, None)
+            .map(|i| state.service_principals[i].id().to_string())
+            .ok_or(format!(
+                "applications[{n}].grants[{k}]: no service principal for appId {resource_app}"
+            ))?;
+        let scope = g["scope"]
+            .as_str()
+            .ok_or(format!("applications[{n}].grants[{k}].scope is missing"))?;
+        graph::seed_grant(state, &client, &resource, scope)
+            .map_err(|e| format!("applications[{n}].grants[{k}]: {e}"))?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// Create (or find) an operator principal with its SP and roles, and give it a fresh secret.

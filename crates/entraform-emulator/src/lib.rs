@@ -1,17 +1,18 @@
-//! A local, stateful fake of the Entra login endpoint and Microsoft Graph v1.0 (SPEC §6),
-//! faithful to `graph/behavior.md`: the embedded default for `apply --sandbox`, the target of
-//! every integration test, and the ground on which entraform is compared with the real `az`.
+//! A local, stateful fake of the Entra login endpoint and Microsoft Graph v1.0 (`docs/emulator.md`),
+//! faithful to the Graph and identity-platform docs each rule cites: the embedded default for
+//! `apply --sandbox`, the target of every integration test, and the ground on which entraform
+//! is compared with the real `az`.
 //!
 //! One port serves everything. With TLS, login/ARM are reached as `https://localhost:PORT` and
 //! Graph as `https://127.0.0.1:PORT/v1.0`: two origins, because `az rest` picks the token
-//! audience by origin (VALIDATORS.md §f.2).
+//! audience by origin (docs/emulator.md, "The real Azure CLI against it").
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), entraform::emulator::EmulatorError> {
-//! use entraform::emulator::{EmulatorConfig, start};
+//! # async fn demo() -> Result<(), entraform_emulator::EmulatorError> {
+//! use entraform_emulator::{EmulatorConfig, start};
 //! let emu = start(EmulatorConfig::default().tls(true).verified_domain("axelabs.ai")).await?;
 //! let graph = emu.graph_url(); // https://127.0.0.1:PORT/v1.0
-//! let secret = emu.operator_secret(); // a crate::secret::Secret
+//! let secret = emu.operator_secret(); // an entraform_secret::Secret
 //! # let _ = (graph, secret);
 //! emu.shutdown().await;
 //! # Ok(()) }
@@ -66,7 +67,7 @@ pub use faults::{Faults, LostAnswer};
 pub use state::{GRAPH_APP_ID, USER_READ_ID};
 pub use tenants::MULTI_TENANT_OPERATOR_UNIQUE_NAME;
 
-use crate::secret::Secret;
+pub use entraform_secret::Secret;
 use faults::FaultState;
 use state::State;
 
@@ -153,7 +154,7 @@ pub struct EmulatorConfig {
     /// issuer (initial domain `entraformemulator<N>.onmicrosoft.com`, N = 2, 3, …).
     pub extra_tenants: Vec<String>,
     /// Verified custom domains, of every hosted tenant (their subdomains count too,
-    /// behavior.md §3.4).
+    /// <https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions>).
     pub verified_domains: Vec<String>,
     /// Seed documents (see the module docs), applied in order at start and on reset.
     pub seeds: Vec<Value>,
@@ -320,6 +321,28 @@ pub(crate) struct Urls {
     pub authority: String,
     /// Graph origin: `https://127.0.0.1:PORT`.
     pub graph_origin: String,
+}
+
+impl Urls {
+    /// The two origins for a server on `ip:port`: with TLS, login/ARM on `localhost` and Graph
+    /// on the IP (two origins, because `az rest` picks the token audience by origin).
+    fn new(ip: IpAddr, port: u16, tls: bool) -> Self {
+        let host = match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        if tls {
+            Urls {
+                authority: format!("https://localhost:{port}"),
+                graph_origin: format!("https://{host}:{port}"),
+            }
+        } else {
+            Urls {
+                authority: format!("http://{host}:{port}"),
+                graph_origin: format!("http://{host}:{port}"),
+            }
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -506,137 +529,24 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             addr: config.listen.to_string(),
             source,
         })?;
-    let port = addr.port();
     // Advertise loopback when listening on all interfaces.
     let ip: IpAddr = if addr.ip().is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
         addr.ip()
     };
-    let host = match ip {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
     let tls = if config.tls {
         Some(tls::generate(Some(ip))?)
     } else {
         None
     };
-    let urls = if tls.is_some() {
-        Urls {
-            authority: format!("https://localhost:{port}"),
-            graph_origin: format!("https://{host}:{port}"),
-        }
-    } else {
-        Urls {
-            authority: format!("http://{host}:{port}"),
-            graph_origin: format!("http://{host}:{port}"),
-        }
-    };
+    let urls = Urls::new(ip, addr.port(), tls.is_some());
 
     // The tenants: from --state if it exists, else fresh; then seeds (fresh only) and operators.
-    let loaded: Option<Vec<State>> = match &config.state_file {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path).map_err(|source| EmulatorError::Io {
-                action: "read the state file",
-                path: path.clone(),
-                source,
-            })?;
-            let file: StateFile =
-                serde_json::from_str(&text).map_err(|e| EmulatorError::State {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            Some(match file {
-                StateFile::Many { tenants } => tenants,
-                StateFile::One(s) => vec![*s],
-            })
-        }
-        _ => None,
-    };
     let ids = config.tenant_ids();
     let mut issued = Vec::new();
-    let mut states: Vec<State> = Vec::with_capacity(ids.len());
-    for (n, tid) in ids.iter().enumerate() {
-        let from_file = loaded
-            .as_ref()
-            .and_then(|l| l.iter().find(|s| s.tenant_id.eq_ignore_ascii_case(tid)))
-            .cloned();
-        let fresh = from_file.is_none();
-        let mut s = from_file.unwrap_or_else(|| {
-            let domain = if n == 0 {
-                config.initial_domain.clone()
-            } else {
-                format!("entraformemulator{}.onmicrosoft.com", n + 1)
-            };
-            State::new(tid, &domain, &config.verified_domains)
-        });
-        if fresh {
-            for doc in &config.seeds {
-                if seed_tenant(doc, &ids[0]).eq_ignore_ascii_case(tid) {
-                    control::apply_seed(&mut s, doc, &mut issued).map_err(EmulatorError::Seed)?;
-                }
-            }
-        }
-        states.push(s);
-    }
-    for doc in &config.seeds {
-        let t = seed_tenant(doc, &ids[0]);
-        if !ids.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
-            return Err(EmulatorError::Seed(format!(
-                "the seed names tenant {t}, which the emulator does not host (add it with --tenant)"
-            )));
-        }
-    }
-    let mut operators = Vec::with_capacity(states.len());
-    for state in &mut states {
-        for d in &config.verified_domains {
-            if !state
-                .verified_domains
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case(d))
-            {
-                state.verified_domains.push(d.clone());
-            }
-        }
-        let operator = control::ensure_operator(
-            state,
-            state::OPERATOR_UNIQUE_NAME,
-            "entraform emulator operator",
-            vec![
-                state::roles::APPLICATION_READWRITE_ALL.to_string(),
-                state::roles::GRANT_READWRITE_ALL.to_string(),
-            ],
-        );
-        let limited = control::ensure_operator(
-            state,
-            state::LIMITED_OPERATOR_UNIQUE_NAME,
-            "entraform emulator operator (no grant permission)",
-            vec![state::roles::APPLICATION_READWRITE_ALL.to_string()],
-        );
-        issued.push(Secret::new(operator.secret.expose().to_string()));
-        issued.push(Secret::new(limited.secret.expose().to_string()));
-        operators.push(TenantOperators {
-            tenant_id: state.tenant_id.clone(),
-            operator,
-            limited,
-        });
-    }
-    // The multi-tenant operator app: registered in the first tenant, consented (a service
-    // principal with the same app roles) in every other one.
-    let multi = (states.len() > 1).then(|| {
-        let (home, others) = states.split_at_mut(1);
-        let p = tenants::ensure_multi_tenant_operator(
-            &mut home[0],
-            others,
-            vec![
-                state::roles::APPLICATION_READWRITE_ALL.to_string(),
-                state::roles::GRANT_READWRITE_ALL.to_string(),
-            ],
-        );
-        issued.push(Secret::new(p.secret.expose().to_string()));
-        p
-    });
+    let mut states = tenant_states(&config, &ids, &mut issued)?;
+    let (operators, multi) = add_operators(&mut states, &config, &mut issued);
     let mut states = states.into_iter();
     let state = states
         .next()
@@ -699,6 +609,128 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         stop: Some(stop_tx),
         task: Some(task),
     })
+}
+
+/// The hosted tenants, in order: each from the `--state` file if it is there, else fresh with
+/// the seeds that name it applied (the secrets they set go to `issued`).
+fn tenant_states(
+    config: &EmulatorConfig,
+    ids: &[String],
+    issued: &mut Vec<Secret>,
+) -> Result<Vec<State>, EmulatorError> {
+    let loaded = match &config.state_file {
+        Some(path) if path.exists() => Some(load_state_file(path)?),
+        _ => None,
+    };
+    let mut states: Vec<State> = Vec::with_capacity(ids.len());
+    for (n, tid) in ids.iter().enumerate() {
+        let from_file = loaded
+            .as_ref()
+            .and_then(|l| l.iter().find(|s| s.tenant_id.eq_ignore_ascii_case(tid)))
+            .cloned();
+        let fresh = from_file.is_none();
+        let mut s = from_file.unwrap_or_else(|| {
+            let domain = if n == 0 {
+                config.initial_domain.clone()
+            } else {
+                format!("entraformemulator{}.onmicrosoft.com", n + 1)
+            };
+            State::new(tid, &domain, &config.verified_domains)
+        });
+        if fresh {
+            for doc in &config.seeds {
+                if seed_tenant(doc, &ids[0]).eq_ignore_ascii_case(tid) {
+                    control::apply_seed(&mut s, doc, issued).map_err(EmulatorError::Seed)?;
+                }
+            }
+        }
+        states.push(s);
+    }
+    for doc in &config.seeds {
+        let t = seed_tenant(doc, &ids[0]);
+        if !ids.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+            return Err(EmulatorError::Seed(format!(
+                "the seed names tenant {t}, which the emulator does not host (add it with --tenant)"
+            )));
+        }
+    }
+    Ok(states)
+}
+
+/// The tenants a `--state` file holds (one, in the old format, or several).
+fn load_state_file(path: &Path) -> Result<Vec<State>, EmulatorError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EmulatorError::Io {
+        action: "read the state file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: StateFile = serde_json::from_str(&text).map_err(|e| EmulatorError::State {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(match file {
+        StateFile::Many { tenants } => tenants,
+        StateFile::One(s) => vec![*s],
+    })
+}
+
+/// Every tenant's verified domains, operator and limited operator; with several tenants, the
+/// multi-tenant operator. Their secrets go to `issued`.
+fn add_operators(
+    states: &mut [State],
+    config: &EmulatorConfig,
+    issued: &mut Vec<Secret>,
+) -> (Vec<TenantOperators>, Option<Principal>) {
+    let mut operators = Vec::with_capacity(states.len());
+    for state in states.iter_mut() {
+        for d in &config.verified_domains {
+            if !state
+                .verified_domains
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(d))
+            {
+                state.verified_domains.push(d.clone());
+            }
+        }
+        let operator = control::ensure_operator(
+            state,
+            state::OPERATOR_UNIQUE_NAME,
+            "entraform emulator operator",
+            vec![
+                state::roles::APPLICATION_READWRITE_ALL.to_string(),
+                state::roles::GRANT_READWRITE_ALL.to_string(),
+            ],
+        );
+        let limited = control::ensure_operator(
+            state,
+            state::LIMITED_OPERATOR_UNIQUE_NAME,
+            "entraform emulator operator (no grant permission)",
+            vec![state::roles::APPLICATION_READWRITE_ALL.to_string()],
+        );
+        issued.push(Secret::new(operator.secret.expose().to_string()));
+        issued.push(Secret::new(limited.secret.expose().to_string()));
+        operators.push(TenantOperators {
+            tenant_id: state.tenant_id.clone(),
+            operator,
+            limited,
+        });
+    }
+    // The multi-tenant operator app: registered in the first tenant, consented (a service
+    // principal with the same app roles) in every other one.
+    let multi = (states.len() > 1).then(|| {
+        let (home, others) = states.split_at_mut(1);
+        let p = tenants::ensure_multi_tenant_operator(
+            &mut home[0],
+            others,
+            vec![
+                state::roles::APPLICATION_READWRITE_ALL.to_string(),
+                state::roles::GRANT_READWRITE_ALL.to_string(),
+            ],
+        );
+        issued.push(Secret::new(p.secret.expose().to_string()));
+        p
+    });
+    (operators, multi)
 }
 
 impl RunningEmulator {
@@ -830,7 +862,7 @@ impl RunningEmulator {
         *self.tls_dir.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
         Ok(path)
     }
-    /// The shell `export` lines of SPEC §6 (they contain the operator's secret and the control
+    /// The shell `export` lines of docs/emulator.md (they contain the operator's secret and the control
     /// token, on purpose: they are meant for `eval` in a test shell). `ENTRAFORM_CA_CERT` names
     /// the file of the last [`RunningEmulator::write_ca_cert`].
     pub fn export_lines(&self) -> String {

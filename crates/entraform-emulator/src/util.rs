@@ -30,25 +30,21 @@ pub(crate) fn now_iso() -> String {
     iso(OffsetDateTime::now_utc())
 }
 
-/// `innerError.date`: second precision, no zone suffix (behavior.md §1.1).
+/// `innerError.date`: second precision, no zone suffix (<https://learn.microsoft.com/graph/errors>).
 pub(crate) fn inner_error_date() -> String {
-    let t = OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    now_seconds('T', "")
 }
 
 /// The token endpoint's timestamp (`2016-01-09 02:02:12Z`).
 pub(crate) fn login_timestamp() -> String {
+    now_seconds(' ', "Z")
+}
+
+/// The UTC time now to the second: date, `sep`, time, `suffix`.
+fn now_seconds(sep: char, suffix: &str) -> String {
     let t = OffsetDateTime::now_utc();
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}{suffix}",
         t.year(),
         u8::from(t.month()),
         t.day(),
@@ -135,7 +131,7 @@ pub(crate) enum RespBody {
     Text(String, &'static str),
 }
 
-/// Graph's JSON content type (behavior.md §1.2).
+/// Graph's JSON content type (<https://learn.microsoft.com/graph/api/application-list?view=graph-rest-1.0>).
 pub(crate) const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 impl Resp {

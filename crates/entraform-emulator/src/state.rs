@@ -12,9 +12,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::util::{iso, new_guid, now_iso};
-use crate::secret::Secret;
+use crate::Secret;
 
-/// Microsoft Graph's appId (the same in every tenant, behavior.md §5.4).
+/// Microsoft Graph's appId (the same in every tenant,
+/// <https://learn.microsoft.com/graph/permissions-grant-via-msgraph>).
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Delegated `User.Read`.
 pub const USER_READ_ID: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
@@ -82,7 +83,8 @@ pub(crate) fn digest_hex(secret: &Secret) -> String {
 }
 
 /// A new client secret: 40 characters of Entra's alphabet, shaped like the current format
-/// (three characters, a digit, `Q~`, then 34 more; behavior.md §4.7).
+/// (three characters, a digit, `Q~`, then 34 more;
+/// <https://learn.microsoft.com/graph/api/application-addpassword?view=graph-rest-1.0>).
 pub(crate) fn generate_secret() -> Secret {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const FULL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
@@ -138,7 +140,8 @@ pub(crate) fn service_principal_prop_names() -> impl Iterator<Item = &'static st
     props(SERVICE_PRINCIPAL_PROPS).map(|(n, _)| n)
 }
 
-/// Every property null, every collection empty (Graph sends all of them, §1.2).
+/// Every property null, every collection empty (Graph sends all of them,
+/// <https://learn.microsoft.com/graph/api/application-list?view=graph-rest-1.0>).
 fn skeleton(list: &'static str) -> Map<String, Value> {
     props(list)
         .map(|(name, coll)| (name.to_string(), if coll { json!([]) } else { Value::Null }))
@@ -146,7 +149,8 @@ fn skeleton(list: &'static str) -> Map<String, Value> {
 }
 
 /// Deep merge as Graph's PATCH does: objects merge property by property, everything else
-/// (collections included) is replaced whole (behavior.md §4.4).
+/// (collections included) is replaced whole
+/// (<https://learn.microsoft.com/graph/api/application-update?view=graph-rest-1.0>).
 pub(crate) fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
@@ -250,7 +254,8 @@ impl State {
         sp
     }
 
-    /// Keep an application's SP mirror in step (behavior.md §5.1; immediate here).
+    /// Keep an application's SP mirror in step (immediate here;
+    /// <https://learn.microsoft.com/graph/api/resources/applications-api-overview>).
     pub fn sync_sp(&mut self, app_index: usize) {
         let app = self.applications[app_index].data.clone();
         let app_id = app["appId"].as_str().unwrap_or("").to_string();
@@ -340,7 +345,8 @@ fn sync_sp_from_app(sp: &mut Value, app: &Value) {
 }
 
 /// What a bare `{"displayName": …}` POST produces besides nulls and empty collections
-/// (behavior.md §4.1: `AzureADMyOrg`, token version null, implicit grants off).
+/// (`AzureADMyOrg`, token version null, implicit grants off;
+/// <https://learn.microsoft.com/graph/api/application-post-applications?view=graph-rest-1.0>).
 fn application_defaults(publisher_domain: &str) -> Value {
     json!({
         "signInAudience": "AzureADMyOrg",
@@ -360,7 +366,8 @@ fn application_defaults(publisher_domain: &str) -> Value {
     })
 }
 
-/// The Microsoft Graph service principal every tenant has (behavior.md §5.4).
+/// The Microsoft Graph service principal every tenant has
+/// (<https://learn.microsoft.com/graph/permissions-grant-via-msgraph>).
 fn graph_service_principal(tenant_id: &str) -> Value {
     let _ = tenant_id;
     let scope = |id: &str, value: &str, kind: &str, admin: &str, user: &str| {
@@ -426,7 +433,8 @@ fn graph_service_principal(tenant_id: &str) -> Value {
 }
 
 /// The id Graph gives a grant: unpadded base64url of the little-endian GUID bytes of
-/// clientId + resourceId (+ principalId), behavior.md §6.1.
+/// clientId + resourceId (+ principalId),
+/// <https://learn.microsoft.com/graph/api/oauth2permissiongrant-post?view=graph-rest-1.0>.
 pub(crate) fn grant_id(client_id: &str, resource_id: &str, principal_id: Option<&str>) -> String {
     use base64::Engine;
     let mut bytes = Vec::with_capacity(48);
@@ -446,7 +454,8 @@ mod tests {
 
     #[test]
     fn grant_ids_match_microsofts_examples() {
-        // behavior.md §6.1: the documented AllPrincipals example.
+        // The documented AllPrincipals example
+        // (https://learn.microsoft.com/graph/api/oauth2permissiongrant-post?view=graph-rest-1.0).
         assert_eq!(
             grant_id(
                 "b0d9b9e3-0ecf-4bfd-8dab-9273dd055a94",
@@ -462,7 +471,13 @@ mod tests {
         for _ in 0..50 {
             let s = generate_secret();
             assert_eq!(s.len(), 40);
-            crate::secret::check_shape(&s).unwrap();
+            // The alphabet the tool's `secret::check_shape` accepts (it refuses anything else
+            // before a vault write, so an emulator secret outside it would fail every apply).
+            assert!(
+                s.expose()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "~._-".contains(c))
+            );
             assert_eq!(&s.expose()[4..6], "Q~");
         }
     }

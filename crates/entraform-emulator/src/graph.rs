@@ -107,7 +107,8 @@ const WRITE_APPS: &[&str] = &[
 ];
 const WRITE_GRANTS: &[&str] = &[roles::GRANT_READWRITE_ALL, roles::DIRECTORY_READWRITE_ALL];
 
-/// Bearer tokens must be ones this emulator issued, unexpired, for Graph (behavior.md §1.1).
+/// Bearer tokens must be ones this emulator issued, unexpired, for Graph
+/// (<https://learn.microsoft.com/graph/errors>).
 pub(crate) fn authenticate(inner: &Inner, headers: &Headers) -> GraphResult<Caller> {
     let auth = headers.get("authorization").unwrap_or("").trim();
     if auth.is_empty() {
@@ -192,14 +193,15 @@ fn route(
         .map(percent_decode)
         .collect();
     let Some(first) = segs.first() else {
+        let sets: Vec<Value> = COLLECTIONS
+            .iter()
+            .map(|c| c.set)
+            .chain(["organization"])
+            .map(|set| json!({"name": set, "kind": "EntitySet", "url": set}))
+            .collect();
         return Ok(Resp::json(
             200,
-            json!({"@odata.context": CONTEXT, "value": [
-                {"name": "applications", "kind": "EntitySet", "url": "applications"},
-                {"name": "servicePrincipals", "kind": "EntitySet", "url": "servicePrincipals"},
-                {"name": "oauth2PermissionGrants", "kind": "EntitySet", "url": "oauth2PermissionGrants"},
-                {"name": "organization", "kind": "EntitySet", "url": "organization"},
-            ]}),
+            json!({"@odata.context": CONTEXT, "value": sets}),
         ));
     };
     let (collection, mut key) = odata::parse_segment(first)?;
@@ -208,12 +210,11 @@ fn route(
         key = Some(Key::Id(rest[0].clone()));
         rest = &rest[1..];
     }
-    let m = req.method.as_str();
+    if let Some(c) = COLLECTIONS.iter().find(|c| c.set == collection) {
+        return serve(c, shared, inner, req, caller, key, rest);
+    }
     match collection.as_str() {
-        "applications" => applications(shared, inner, req, caller, key, rest, m),
-        "servicePrincipals" => service_principals(shared, inner, req, caller, key, rest, m),
-        "oauth2PermissionGrants" => grants(shared, inner, req, caller, key, rest, m),
-        "organization" if m == "GET" => {
+        "organization" if req.method == "GET" => {
             caller.require(READ)?;
             Ok(Resp::json(200, organization(&inner.state)))
         }
@@ -417,163 +418,251 @@ fn entity(
     Ok(Resp::json(status, Value::Object(out)))
 }
 
-fn app_spec() -> ListSpec {
-    ListSpec {
-        set: "applications",
-        type_name: "microsoft.graph.application",
-        props: application_prop_names().collect(),
+// ---------------------------------------------------------------------------------------------
+// The route table: one entry per entity set, one router ([`serve`]) for all of them
+
+/// One entity set. Every set answers the same shapes — `GET`/`POST` on the set, `GET`/`PATCH`/
+/// `DELETE` on one object, `POST` actions on one object — and its entry says who may write, how
+/// an object is found, and what each write does.
+struct Collection {
+    set: &'static str,
+    type_name: &'static str,
+    props: fn() -> Vec<&'static str>,
+    /// The roles a write needs (every read needs one of [`READ`]).
+    write: &'static [&'static str],
+    items: fn(&State) -> &[Obj],
+    /// Find a visible object by a property (`id` or an alternate key).
+    index_by: fn(&State, &str, &str, Option<u64>) -> Option<usize>,
+    /// The alternate keys (`/set(appId='…')`). A set without any refuses one before anything
+    /// else is looked at.
+    alt_keys: &'static [&'static str],
+    /// Whether an `id` that is not a GUID is refused with 400 (rather than not found).
+    guid_ids: bool,
+    /// Whether `GET /{set}/$count` is served.
+    count: bool,
+    create: fn(&mut Inner, Value) -> GraphResult<Value>,
+    /// `PATCH` on one object, after the role check and the body parse.
+    update: fn(&mut Inner, &GraphRequest, &Key, Value, &ListSpec) -> GraphResult<Resp>,
+    delete: fn(&mut State, usize),
+    /// `POST /{set}/{key}/{action}`: the action's name and what it does with the object found.
+    actions: &'static [(&'static str, Action)],
+}
+
+/// An action on one object: (state, the object's index, the request) → the response.
+type Action = fn(&mut Inner, usize, &GraphRequest) -> GraphResult<Resp>;
+
+impl Collection {
+    fn spec(&self) -> ListSpec {
+        ListSpec {
+            set: self.set,
+            type_name: self.type_name,
+            props: (self.props)(),
+        }
     }
 }
 
-fn sp_spec() -> ListSpec {
-    ListSpec {
-        set: "servicePrincipals",
-        type_name: "microsoft.graph.servicePrincipal",
-        props: service_principal_prop_names().collect(),
-    }
-}
+const APPLICATIONS: Collection = Collection {
+    set: "applications",
+    type_name: "microsoft.graph.application",
+    props: || application_prop_names().collect(),
+    write: WRITE_APPS,
+    items: |s| s.applications.as_slice(),
+    index_by: State::app_index_by,
+    alt_keys: &["appId", "uniqueName"],
+    guid_ids: true,
+    count: true,
+    create: |inner, body| create_application(inner, body, None),
+    update: patch_application,
+    delete: State::remove_application,
+    actions: &[
+        ("addPassword", |inner, i, req| {
+            let body = parse_body(req, false)?;
+            add_password(inner, i, &body)
+        }),
+        ("removePassword", |inner, i, req| {
+            let body = parse_body(req, true)?;
+            remove_password(&mut inner.state, i, &body)
+        }),
+    ],
+};
 
-fn grant_spec() -> ListSpec {
-    ListSpec {
-        set: "oauth2PermissionGrants",
-        type_name: "microsoft.graph.oAuth2PermissionGrant",
-        props: vec![
+const SERVICE_PRINCIPALS: Collection = Collection {
+    set: "servicePrincipals",
+    type_name: "microsoft.graph.servicePrincipal",
+    props: || service_principal_prop_names().collect(),
+    write: WRITE_APPS,
+    items: |s| s.service_principals.as_slice(),
+    index_by: State::sp_index_by,
+    alt_keys: &["appId"],
+    guid_ids: true,
+    count: false,
+    create: |inner, body| create_service_principal(inner, &body),
+    update: update_service_principal,
+    delete: State::remove_service_principal,
+    actions: &[],
+};
+
+const GRANTS: Collection = Collection {
+    set: "oauth2PermissionGrants",
+    type_name: "microsoft.graph.oAuth2PermissionGrant",
+    props: || {
+        vec![
             "id",
             "clientId",
             "consentType",
             "principalId",
             "resourceId",
             "scope",
-        ],
-    }
+        ]
+    },
+    write: WRITE_GRANTS,
+    items: |s| s.grants.as_slice(),
+    index_by: |s, _, id, now| s.grant_index(id, now),
+    alt_keys: &[],
+    guid_ids: false,
+    count: false,
+    create: |inner, body| create_grant(inner, &body),
+    update: update_grant,
+    delete: |s, i| {
+        s.grants.remove(i);
+    },
+    actions: &[],
+};
+
+const COLLECTIONS: &[&Collection] = &[&APPLICATIONS, &SERVICE_PRINCIPALS, &GRANTS];
+
+fn segment_not_found(seg: &str) -> GraphError {
+    GraphError::odata_bad_request(format!("Resource not found for the segment '{seg}'."))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Applications
-
-/// Find an application by path key among visible objects; 404 otherwise.
-fn find_app(state: &State, key: &Key) -> GraphResult<usize> {
-    let now = Some(now_ms());
-    match key {
-        Key::Id(id) => {
-            if !is_guid(id) {
-                return Err(GraphError::bad_request(format!(
-                    "Invalid object identifier '{id}'."
-                )));
-            }
-            state
-                .app_index_by("id", id, now)
-                .ok_or_else(|| GraphError::not_found(id))
-        }
-        Key::Alt(prop, v) if prop == "appId" || prop == "uniqueName" => state
-            .app_index_by(prop, v, now)
-            .ok_or_else(|| GraphError::not_found(v)),
-        Key::Alt(prop, _) => Err(alt_key_error(prop, "application")),
-    }
-}
-
-fn alt_key_error(prop: &str, type_name: &str) -> GraphError {
-    GraphError::odata_bad_request(format!(
-        "The key property '{prop}' is not an alternate key of type 'microsoft.graph.{type_name}'."
-    ))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn applications(
+/// Serve a request on one entity set: the set itself, one object (by key), or an action on it.
+fn serve(
+    c: &Collection,
     shared: &Shared,
     inner: &mut Inner,
     req: &GraphRequest,
     caller: &Caller,
     key: Option<Key>,
     rest: &[String],
-    m: &str,
 ) -> GraphResult<Resp> {
-    let spec = app_spec();
+    let spec = c.spec();
+    let m = req.method.as_str();
     let Some(key) = key else {
         if let Some(seg) = rest.first() {
-            if action(seg) == "$count" && m == "GET" {
+            if c.count && action(seg) == "$count" && m == "GET" {
                 caller.require(READ)?;
-                let now = now_ms();
-                let n = inner
-                    .state
-                    .applications
-                    .iter()
-                    .filter(|o| o.visible(now))
-                    .count();
-                return Ok(Resp {
-                    status: 200,
-                    headers: Vec::new(),
-                    body: super::util::RespBody::Text(n.to_string(), "text/plain"),
-                });
+                return Ok(count(c, &inner.state));
             }
-            return Err(GraphError::odata_bad_request(format!(
-                "Resource not found for the segment '{seg}'."
-            )));
+            return Err(segment_not_found(seg));
         }
         return match m {
             "GET" => {
                 caller.require(READ)?;
-                list(shared, &inner.state.applications, req, &spec)
+                list(shared, (c.items)(&inner.state), req, &spec)
             }
             "POST" => {
-                caller.require(WRITE_APPS)?;
+                caller.require(c.write)?;
                 let body = parse_body(req, true)?;
-                create_application(inner, body, None)
-                    .and_then(|app| entity("applications", &app, req, &spec, 201))
+                (c.create)(inner, body).and_then(|obj| entity(c.set, &obj, req, &spec, 201))
             }
             _ => Err(GraphError::method_not_allowed()),
         };
     };
+    if c.actions.is_empty()
+        && let Some(seg) = rest.first()
+    {
+        return Err(segment_not_found(seg));
+    }
+    if c.alt_keys.is_empty()
+        && let Key::Alt(prop, _) = &key
+    {
+        return Err(alt_key_error(prop, c.type_name));
+    }
     match (rest.first().map(|s| action(s)), m) {
         (None, "GET") => {
             caller.require(READ)?;
-            let i = find_app(&inner.state, &key)?;
-            entity(
-                "applications",
-                &inner.state.applications[i].data,
-                req,
-                &spec,
-                200,
-            )
+            let i = find(c, &inner.state, &key)?;
+            entity(c.set, &(c.items)(&inner.state)[i].data, req, &spec, 200)
         }
         (None, "PATCH") => {
-            caller.require(WRITE_APPS)?;
+            caller.require(c.write)?;
             let body = parse_body(req, true)?;
-            if let Key::Alt(prop, name) = &key
-                && prop == "uniqueName"
-            {
-                return upsert(inner, req, name, body, &spec);
-            }
-            let i = find_app(&inner.state, &key)?;
-            update_application(&mut inner.state, i, &body)?;
-            Ok(Resp::empty(204))
+            (c.update)(inner, req, &key, body, &spec)
         }
         (None, "DELETE") => {
-            caller.require(WRITE_APPS)?;
-            let i = find_app(&inner.state, &key)?;
-            inner.state.remove_application(i);
+            caller.require(c.write)?;
+            let i = find(c, &inner.state, &key)?;
+            (c.delete)(&mut inner.state, i);
             Ok(Resp::empty(204))
         }
-        (Some("addPassword"), "POST") => {
-            caller.require(WRITE_APPS)?;
-            let i = find_app(&inner.state, &key)?;
-            let body = parse_body(req, false)?;
-            add_password(inner, i, &body)
-        }
-        (Some("removePassword"), "POST") => {
-            caller.require(WRITE_APPS)?;
-            let i = find_app(&inner.state, &key)?;
-            let body = parse_body(req, true)?;
-            remove_password(&mut inner.state, i, &body)
-        }
-        (Some(seg), _) if rest.len() == 1 && matches!(seg, "addPassword" | "removePassword") => {
-            Err(GraphError::method_not_allowed())
-        }
         (None, _) => Err(GraphError::method_not_allowed()),
-        (Some(seg), _) => Err(GraphError::odata_bad_request(format!(
-            "Resource not found for the segment '{seg}'."
-        ))),
+        (Some(seg), _) => match c.actions.iter().find(|(name, _)| *name == seg) {
+            Some((_, run)) if m == "POST" => {
+                caller.require(c.write)?;
+                let i = find(c, &inner.state, &key)?;
+                run(inner, i, req)
+            }
+            Some(_) if rest.len() == 1 => Err(GraphError::method_not_allowed()),
+            _ => Err(segment_not_found(seg)),
+        },
     }
+}
+
+/// `GET /{set}/$count`: the visible objects, as plain text.
+fn count(c: &Collection, state: &State) -> Resp {
+    let now = now_ms();
+    let n = (c.items)(state).iter().filter(|o| o.visible(now)).count();
+    Resp {
+        status: 200,
+        headers: Vec::new(),
+        body: super::util::RespBody::Text(n.to_string(), "text/plain"),
+    }
+}
+
+/// Find an object by path key among visible objects; 404 otherwise.
+fn find(c: &Collection, state: &State, key: &Key) -> GraphResult<usize> {
+    let now = Some(now_ms());
+    match key {
+        Key::Id(id) => {
+            if c.guid_ids && !is_guid(id) {
+                return Err(GraphError::bad_request(format!(
+                    "Invalid object identifier '{id}'."
+                )));
+            }
+            (c.index_by)(state, "id", id, now).ok_or_else(|| GraphError::not_found(id))
+        }
+        Key::Alt(prop, v) if c.alt_keys.contains(&prop.as_str()) => {
+            (c.index_by)(state, prop, v, now).ok_or_else(|| GraphError::not_found(v))
+        }
+        Key::Alt(prop, _) => Err(alt_key_error(prop, c.type_name)),
+    }
+}
+
+fn alt_key_error(prop: &str, type_name: &str) -> GraphError {
+    GraphError::odata_bad_request(format!(
+        "The key property '{prop}' is not an alternate key of type '{type_name}'."
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applications
+
+/// PATCH an application by key: the upsert for `uniqueName`, else an update of the one found.
+fn patch_application(
+    inner: &mut Inner,
+    req: &GraphRequest,
+    key: &Key,
+    body: Value,
+    spec: &ListSpec,
+) -> GraphResult<Resp> {
+    if let Key::Alt(prop, name) = key
+        && prop == "uniqueName"
+    {
+        return upsert(inner, req, name, body, spec);
+    }
+    let i = find(&APPLICATIONS, &inner.state, key)?;
+    update_application(&mut inner.state, i, &body)?;
+    Ok(Resp::empty(204))
 }
 
 /// POST /applications, and the create branch of the upsert.
@@ -648,7 +737,8 @@ pub(crate) fn update_application(state: &mut State, i: usize, body: &Value) -> G
     Ok(())
 }
 
-/// `PATCH /applications(uniqueName='…')` (behavior.md §4.6): update → 204; missing with
+/// `PATCH /applications(uniqueName='…')`
+/// (<https://learn.microsoft.com/graph/api/application-upsert?view=graph-rest-1.0>): update → 204; missing with
 /// `Prefer: create-if-missing` → 201; missing without it → 404.
 fn upsert(
     inner: &mut Inner,
@@ -762,91 +852,24 @@ fn remove_password(state: &mut State, i: usize, body: &Value) -> GraphResult<Res
 // ---------------------------------------------------------------------------------------------
 // Service principals
 
-fn find_sp(state: &State, key: &Key) -> GraphResult<usize> {
-    let now = Some(now_ms());
-    match key {
-        Key::Id(id) => {
-            if !is_guid(id) {
-                return Err(GraphError::bad_request(format!(
-                    "Invalid object identifier '{id}'."
-                )));
-            }
-            state
-                .sp_index_by("id", id, now)
-                .ok_or_else(|| GraphError::not_found(id))
-        }
-        Key::Alt(prop, v) if prop == "appId" => state
-            .sp_index_by("appId", v, now)
-            .ok_or_else(|| GraphError::not_found(v)),
-        Key::Alt(prop, _) => Err(alt_key_error(prop, "servicePrincipal")),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn service_principals(
-    shared: &Shared,
+/// PATCH a service principal: check the body against the stored one, merge.
+fn update_service_principal(
     inner: &mut Inner,
-    req: &GraphRequest,
-    caller: &Caller,
-    key: Option<Key>,
-    rest: &[String],
-    m: &str,
+    _req: &GraphRequest,
+    key: &Key,
+    body: Value,
+    _spec: &ListSpec,
 ) -> GraphResult<Resp> {
-    let spec = sp_spec();
-    if let Some(seg) = rest.first() {
-        return Err(GraphError::odata_bad_request(format!(
-            "Resource not found for the segment '{seg}'."
-        )));
-    }
-    let Some(key) = key else {
-        return match m {
-            "GET" => {
-                caller.require(READ)?;
-                list(shared, &inner.state.service_principals, req, &spec)
-            }
-            "POST" => {
-                caller.require(WRITE_APPS)?;
-                let body = parse_body(req, true)?;
-                let sp = create_service_principal(inner, &body)?;
-                entity("servicePrincipals", &sp, req, &spec, 201)
-            }
-            _ => Err(GraphError::method_not_allowed()),
-        };
-    };
-    match m {
-        "GET" => {
-            caller.require(READ)?;
-            let i = find_sp(&inner.state, &key)?;
-            entity(
-                "servicePrincipals",
-                &inner.state.service_principals[i].data,
-                req,
-                &spec,
-                200,
-            )
-        }
-        "PATCH" => {
-            caller.require(WRITE_APPS)?;
-            let body = parse_body(req, true)?;
-            let i = find_sp(&inner.state, &key)?;
-            let old = inner.state.service_principals[i].data.clone();
-            super::rules::check_body(
-                &body,
-                "microsoft.graph.servicePrincipal",
-                &mut service_principal_prop_names(),
-                Some(&old),
-            )?;
-            merge(&mut inner.state.service_principals[i].data, &body);
-            Ok(Resp::empty(204))
-        }
-        "DELETE" => {
-            caller.require(WRITE_APPS)?;
-            let i = find_sp(&inner.state, &key)?;
-            inner.state.remove_service_principal(i);
-            Ok(Resp::empty(204))
-        }
-        _ => Err(GraphError::method_not_allowed()),
-    }
+    let i = find(&SERVICE_PRINCIPALS, &inner.state, key)?;
+    let old = inner.state.service_principals[i].data.clone();
+    super::rules::check_body(
+        &body,
+        "microsoft.graph.servicePrincipal",
+        &mut service_principal_prop_names(),
+        Some(&old),
+    )?;
+    merge(&mut inner.state.service_principals[i].data, &body);
+    Ok(Resp::empty(204))
 }
 
 fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Value> {
@@ -860,7 +883,8 @@ fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Valu
         .as_str()
         .ok_or_else(|| GraphError::bad_request("Property 'appId' is required."))?
         .to_string();
-    // One SP per appId, checked on the primary (behavior.md §5.2).
+    // One SP per appId, checked on the primary
+    // (<https://learn.microsoft.com/graph/api/serviceprincipal-post-serviceprincipals?view=graph-rest-1.0>).
     if inner.state.sp_index_by("appId", &app_id, None).is_some() {
         return Err(GraphError::new(
             409,
@@ -870,7 +894,8 @@ fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Valu
             ),
         ));
     }
-    // An app still replicating (or none at all) has no backing object yet (behavior.md §5.5).
+    // An app still replicating (or none at all) has no backing object yet
+    // (<https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     let Some(ai) = inner.state.app_index_by("appId", &app_id, Some(now_ms())) else {
         return Err(GraphError::bad_request(format!(
             "The appId '{app_id}' of the service principal does not reference a valid application object."
@@ -895,112 +920,53 @@ fn create_service_principal(inner: &mut Inner, body: &Value) -> GraphResult<Valu
 // ---------------------------------------------------------------------------------------------
 // oAuth2PermissionGrants
 
-#[allow(clippy::too_many_arguments)]
-fn grants(
-    shared: &Shared,
+/// PATCH a grant: only `scope` may change (to scopes the resource publishes); the other
+/// properties may be repeated unchanged.
+fn update_grant(
     inner: &mut Inner,
-    req: &GraphRequest,
-    caller: &Caller,
-    key: Option<Key>,
-    rest: &[String],
-    m: &str,
+    _req: &GraphRequest,
+    key: &Key,
+    body: Value,
+    _spec: &ListSpec,
 ) -> GraphResult<Resp> {
-    let spec = grant_spec();
-    if let Some(seg) = rest.first() {
-        return Err(GraphError::odata_bad_request(format!(
-            "Resource not found for the segment '{seg}'."
-        )));
-    }
-    let Some(key) = key else {
-        return match m {
-            "GET" => {
-                caller.require(READ)?;
-                list(shared, &inner.state.grants, req, &spec)
-            }
-            "POST" => {
-                caller.require(WRITE_GRANTS)?;
-                let body = parse_body(req, true)?;
-                let g = create_grant(inner, &body)?;
-                entity("oauth2PermissionGrants", &g, req, &spec, 201)
-            }
-            _ => Err(GraphError::method_not_allowed()),
-        };
-    };
-    let id = match &key {
-        Key::Id(id) => id.clone(),
-        Key::Alt(prop, _) => return Err(alt_key_error(prop, "oAuth2PermissionGrant")),
-    };
-    let now = Some(now_ms());
-    match m {
-        "GET" => {
-            caller.require(READ)?;
-            let i = inner
-                .state
-                .grant_index(&id, now)
-                .ok_or_else(|| GraphError::not_found(&id))?;
-            entity(
-                "oauth2PermissionGrants",
-                &inner.state.grants[i].data,
-                req,
-                &spec,
-                200,
-            )
-        }
-        "PATCH" => {
-            caller.require(WRITE_GRANTS)?;
-            let body = parse_body(req, true)?;
-            let i = inner
-                .state
-                .grant_index(&id, now)
-                .ok_or_else(|| GraphError::not_found(&id))?;
-            let obj = body
-                .as_object()
-                .ok_or_else(|| GraphError::odata_bad_request("Expected a JSON object."))?;
-            for k in obj.keys() {
-                match k.as_str() {
-                    "scope" => {}
-                    "clientId" | "consentType" | "principalId" | "resourceId" | "id" => {
-                        if obj[k] != inner.state.grants[i].data[k] {
-                            return Err(GraphError::bad_request(format!(
-                                "Property '{k}' of a permission grant cannot be changed; delete the grant and create a new one."
-                            )));
-                        }
-                    }
-                    k if k.starts_with('@') => {}
-                    other => {
-                        return Err(GraphError::odata_bad_request(format!(
-                            "Property '{other}' does not exist on type 'microsoft.graph.oAuth2PermissionGrant'."
-                        )));
-                    }
+    let i = find(&GRANTS, &inner.state, key)?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| GraphError::odata_bad_request("Expected a JSON object."))?;
+    for k in obj.keys() {
+        match k.as_str() {
+            "scope" => {}
+            "clientId" | "consentType" | "principalId" | "resourceId" | "id" => {
+                if obj[k] != inner.state.grants[i].data[k] {
+                    return Err(GraphError::bad_request(format!(
+                        "Property '{k}' of a permission grant cannot be changed; delete the grant and create a new one."
+                    )));
                 }
             }
-            if let Some(scope) = obj.get("scope") {
-                let s = scope
-                    .as_str()
-                    .ok_or_else(|| GraphError::invalid_value("scope", "OAuth2PermissionGrant"))?;
-                let resource = inner.state.grants[i].data["resourceId"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                check_grant_scopes(&inner.state, &resource, s)?;
-                inner.state.grants[i].data["scope"] = json!(s);
+            k if k.starts_with('@') => {}
+            other => {
+                return Err(GraphError::odata_bad_request(format!(
+                    "Property '{other}' does not exist on type 'microsoft.graph.oAuth2PermissionGrant'."
+                )));
             }
-            Ok(Resp::empty(204))
         }
-        "DELETE" => {
-            caller.require(WRITE_GRANTS)?;
-            let i = inner
-                .state
-                .grant_index(&id, now)
-                .ok_or_else(|| GraphError::not_found(&id))?;
-            inner.state.grants.remove(i);
-            Ok(Resp::empty(204))
-        }
-        _ => Err(GraphError::method_not_allowed()),
     }
+    if let Some(scope) = obj.get("scope") {
+        let s = scope
+            .as_str()
+            .ok_or_else(|| GraphError::invalid_value("scope", "OAuth2PermissionGrant"))?;
+        let resource = inner.state.grants[i].data["resourceId"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        check_grant_scopes(&inner.state, &resource, s)?;
+        inner.state.grants[i].data["scope"] = json!(s);
+    }
+    Ok(Resp::empty(204))
 }
 
-/// Each scope value must be a scope the resource SP publishes [behavior.md §6.3, INF].
+/// Each scope value must be a scope the resource SP publishes
+/// (<https://learn.microsoft.com/graph/api/oauth2permissiongrant-update?view=graph-rest-1.0>).
 fn check_grant_scopes(state: &State, resource_sp_id: &str, scope: &str) -> GraphResult<()> {
     if scope.len() > 3850 {
         return Err(GraphError::invalid_value("scope", "OAuth2PermissionGrant"));
@@ -1089,7 +1055,8 @@ pub(crate) fn create_grant(inner: &mut Inner, body: &Value) -> GraphResult<Value
         }
     };
     let now = Some(now_ms());
-    // Both ends must be SPs a read can see (a just-created SP may not be yet, behavior.md §10).
+    // Both ends must be SPs a read can see (a just-created SP may not be yet,
+    // <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     for id in [&client_id, &resource_id] {
         if inner.state.sp_index_by("id", id, now).is_none() {
             return Err(GraphError::not_found(id));

@@ -1,7 +1,7 @@
 //! Certificates for `--tls`: a throw-away CA and a leaf signed by it. rustls/webpki refuses a
-//! self-signed CA:TRUE certificate used as the server's own (VALIDATORS.md §f.9), so the leaf
+//! self-signed CA:TRUE certificate used as the server's own (docs/emulator.md), so the leaf
 //! is CA:FALSE with serverAuth and SANs `IP:127.0.0.1` + `DNS:localhost` (login and Graph are
-//! two origins on one port, §f.2).
+//! two origins on one port).
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The validation Graph applies to application objects (behavior.md §3), with its status codes
+//! The validation Graph applies to application objects (<https://learn.microsoft.com/graph/api/resources/application?view=graph-rest-1.0>), with its status codes
 //! and `error.code`s. Each rule is checked on the document as it would be after the write, and
 //! against the document before it where the rule is about change (new identifier URIs, enabled
 //! scopes).
@@ -24,7 +24,8 @@ fn personal(audience: &str) -> bool {
 }
 
 /// Reject what Graph rejects in a request body before merging it: unknown properties, the
-/// wrong JSON type, read-only properties (behavior.md §3.8 for passwordCredentials).
+/// wrong JSON type, read-only properties (<https://learn.microsoft.com/graph/api/resources/passwordcredential?view=graph-rest-1.0>
+/// for passwordCredentials).
 pub(crate) fn check_body(
     body: &Value,
     type_name: &str,
@@ -159,7 +160,7 @@ pub(crate) fn validate_application(
     old: Option<&Value>,
     new: &mut Value,
 ) -> GraphResult<()> {
-    // displayName: required, ≤120 characters (behavior.md §3.2).
+    // displayName: required, ≤120 characters (<https://learn.microsoft.com/graph/api/resources/application?view=graph-rest-1.0>).
     match new["displayName"].as_str() {
         Some(n) if !n.trim().is_empty() => {
             if n.chars().count() > 120 {
@@ -188,7 +189,7 @@ pub(crate) fn validate_application(
         return Err(GraphError::invalid_value("signInAudience", "Application"));
     }
 
-    // Token version vs audience (behavior.md §3.3).
+    // Token version vs audience (<https://learn.microsoft.com/entra/identity-platform/supported-accounts-validation>).
     let version = &new["api"]["requestedAccessTokenVersion"];
     let v = match version {
         Value::Null => 1,
@@ -277,7 +278,7 @@ fn check_identifier_uris(
         }
         seen.push(lower.clone());
         // Only URIs this write adds are checked against the format/domain policies; existing
-        // ones are grandfathered (behavior.md §3.4, layer 2 "newly added URIs").
+        // ones are grandfathered (<https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions>, "newly added URIs").
         if old_uris.contains(&lower) {
             continue;
         }
@@ -334,7 +335,7 @@ fn check_identifier_uris(
             _ => return Err(invalid()),
         }
     }
-    // Unique in the tenant (behavior.md §3.4), checked against every other application.
+    // Unique in the tenant (<https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions>), checked against every other application.
     let own_id = new["id"].as_str().unwrap_or("");
     for other in &state.applications {
         if other.id() == own_id {
@@ -418,7 +419,7 @@ fn check_roles(roles: &Value) -> GraphResult<()> {
 }
 
 /// An enabled scope/role can be neither removed nor changed; it must be disabled first, in an
-/// earlier request (behavior.md §3.5).
+/// earlier request (<https://learn.microsoft.com/graph/api/resources/permissionscope?view=graph-rest-1.0>).
 fn enabled_entitlements_kept(old: &Value, new: &Value) -> GraphResult<()> {
     let err = || {
         GraphError::new(
@@ -480,7 +481,7 @@ fn check_redirect_uris(list: &Value, property: &str, audience: &str) -> GraphRes
         let host = parsed.host_str().unwrap_or("");
         let ok = match parsed.scheme() {
             "https" => !host.is_empty(),
-            // Loopback is the one place http is allowed (behavior.md §3.6).
+            // Loopback is the one place http is allowed (<https://learn.microsoft.com/entra/identity-platform/reply-url>).
             "http" => host == "localhost" || host == "127.0.0.1" || host == "[::1]",
             _ => false,
         };

@@ -4,7 +4,7 @@
 //!
 //! Responses go out in one write (`writev(false)` flattens head and body into one buffer, and
 //! TCP_NODELAY stops Nagle holding it): a response split in two writes stalls ~40 ms on the
-//! client's delayed ACK (VALIDATORS.md §f.10).
+//! client's delayed ACK (docs/emulator.md, "The real Azure CLI against it").
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,7 +63,7 @@ pub(crate) async fn serve(
     conns.abort_all();
 }
 
-/// `//metadata/endpoints` → `/metadata/endpoints` (az doubles the slash, VALIDATORS §f.1).
+/// `//metadata/endpoints` → `/metadata/endpoints` (az doubles the slash; docs/emulator.md).
 fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut prev = false;

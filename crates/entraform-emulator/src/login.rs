@@ -1,5 +1,7 @@
-//! The login side: the v2.0 token endpoint (client credentials, behavior.md §2), OIDC discovery,
-//! and the bits of ARM the Azure CLI reads (cloud metadata, subscriptions; VALIDATORS.md §f).
+//! The login side: the v2.0 token endpoint (client credentials,
+//! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow>), OIDC discovery,
+//! and the bits of ARM the Azure CLI reads (cloud metadata, subscriptions;
+//! docs/emulator.md, "The real Azure CLI against it").
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,7 +11,7 @@ use super::errors::{Ctx, GraphError};
 use super::state::{GRAPH_APP_ID, State, digest_hex};
 use super::util::{Headers, Resp, login_timestamp, new_guid, now_ms, parse_time};
 use super::{Inner, Shared, TokenInfo};
-use crate::secret::Secret;
+use crate::Secret;
 
 pub(crate) fn handle(
     shared: &Shared,
@@ -62,7 +64,8 @@ pub(crate) fn handle(
     }
 }
 
-/// An AADSTS error as the token endpoint sends it (behavior.md §2.3).
+/// An AADSTS error as the token endpoint sends it
+/// (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
 pub(crate) struct LoginError {
     status: u16,
     error: &'static str,
@@ -178,26 +181,7 @@ fn issue(
         )
     };
     // HTTP Basic client authentication (RFC 6749 §2.3.1) is allowed instead of form fields.
-    let basic = headers
-        .get("authorization")
-        .and_then(|a| {
-            a.strip_prefix("Basic ")
-                .or_else(|| a.strip_prefix("basic "))
-        })
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| {
-            s.split_once(':').map(|(u, p)| {
-                (
-                    super::util::percent_decode(&u.replace('+', " ")),
-                    Secret::new(super::util::percent_decode(&p.replace('+', " "))),
-                )
-            })
-        });
+    let basic = basic_credentials(headers);
 
     let grant_type = field("grant_type").ok_or_else(|| missing("grant_type"))?;
     if grant_type != "client_credentials" {
@@ -251,6 +235,57 @@ fn issue(
             ));
         }
     };
+    check_secret(home, ai, &app_id, secret, now)?;
+    // The app needs a service principal in the tenant to get a token at all.
+    let Some(spi) = state.sp_index_by("appId", &app_id, Some(now)) else {
+        return Err(LoginError::new(
+            400,
+            "invalid_client",
+            7000229,
+            format!(
+                "The client application {app_id} is missing service principal in the tenant {tid}."
+            ),
+        ));
+    };
+    let sp_id = state.service_principals[spi].id().to_string();
+
+    let audience = resolve_scope(shared, state, &scope, &tid)?;
+    Ok(mint(shared, inner, &tid, app_id, &sp_id, audience, now))
+}
+
+/// `Authorization: Basic` client credentials (RFC 6749 §2.3.1): the client id and secret,
+/// each form-urlencoded.
+fn basic_credentials(headers: &Headers) -> Option<(String, Secret)> {
+    headers
+        .get("authorization")
+        .and_then(|a| {
+            a.strip_prefix("Basic ")
+                .or_else(|| a.strip_prefix("basic "))
+        })
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.split_once(':').map(|(u, p)| {
+                (
+                    super::util::percent_decode(&u.replace('+', " ")),
+                    Secret::new(super::util::percent_decode(&p.replace('+', " "))),
+                )
+            })
+        })
+}
+
+/// The presented secret must be a visible, current one of the app (`ai` in `home`).
+fn check_secret(
+    home: &State,
+    ai: usize,
+    app_id: &str,
+    secret: Secret,
+    now: u64,
+) -> Result<(), LoginError> {
     let digest = digest_hex(&secret);
     drop(secret);
     let wrong = || {
@@ -263,7 +298,7 @@ fn issue(
             ),
         )
     };
-    // A secret still replicating is unknown to login (behavior.md §10.5).
+    // A secret still replicating is unknown to login (<https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     let Some(record) = home
         .passwords
         .iter()
@@ -301,20 +336,21 @@ fn issue(
             return Err(wrong());
         }
     }
-    // The app needs a service principal in the tenant to get a token at all.
-    let Some(spi) = state.sp_index_by("appId", &app_id, Some(now)) else {
-        return Err(LoginError::new(
-            400,
-            "invalid_client",
-            7000229,
-            format!(
-                "The client application {app_id} is missing service principal in the tenant {tid}."
-            ),
-        ));
-    };
-    let sp_id = state.service_principals[spi].id().to_string();
+    Ok(())
+}
 
-    let (audience, aud_claim) = resolve_scope(shared, state, &scope, &tid)?;
+/// Issue an access token for `app_id` (its SP `sp_id`) in tenant `tid` and remember it.
+/// `audience` is what [`resolve_scope`] answered: (the audience kind, the `aud` claim).
+fn mint(
+    shared: &Shared,
+    inner: &mut Inner,
+    tid: &str,
+    app_id: String,
+    sp_id: &str,
+    (audience, aud_claim): (String, String),
+    now: u64,
+) -> Value {
+    let state = &inner.state;
     let roles = if audience == "graph" {
         state.roles.get(&app_id).cloned().unwrap_or_default()
     } else {
@@ -350,24 +386,24 @@ fn issue(
         token.clone(),
         TokenInfo {
             app_id,
-            tenant_id: tid.clone(),
+            tenant_id: tid.to_string(),
             roles,
             audience,
             expires_ms: now + lifetime * 1000,
         },
     );
-    Ok(json!({
+    json!({
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
         "access_token": token,
-    }))
+    })
 }
 
 /// `<resource>/.default` → which audience. Graph answers to its public id, its appId and the
-/// emulator's Graph origin; ARM to its public audiences and the login origin (az asks for it,
-/// VALIDATORS §f.3); any app of the tenant to its appId or identifier URIs. az sends the
-/// resource with a trailing slash, so `…//.default` is accepted (§f.4).
+/// emulator's Graph origin; ARM to its public audiences and the login origin (az asks for it); any app of the tenant to its appId or identifier URIs. az sends the
+/// resource with a trailing slash, so `…//.default` is accepted
+/// (docs/emulator.md, "The real Azure CLI against it").
 fn resolve_scope(
     shared: &Shared,
     state: &State,
@@ -478,7 +514,7 @@ fn discovery(shared: &Shared, tid: &str) -> Value {
 }
 
 /// The ARM metadata document `az cloud register --endpoint-resource-manager` reads
-/// (`/metadata/endpoints?api-version=2022-09-01`, VALIDATORS §f.1). az takes Graph's base from
+/// (`/metadata/endpoints?api-version=2022-09-01`; docs/emulator.md). az takes Graph's base from
 /// `microsoftGraphResourceId` (minus its trailing slash, plus `/v1.0`).
 fn cloud_metadata(shared: &Shared) -> Value {
     let a = &shared.urls.authority;

@@ -1,5 +1,5 @@
 //! Fault injection: latency, throttling (429 + `Retry-After`), 503s and the replication delay
-//! (behavior.md §9–§10). Random faults come from a seeded RNG so a failing run reproduces.
+//! (<https://learn.microsoft.com/graph/throttling>, <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>). Random faults come from a seeded RNG so a failing run reproduces.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -176,7 +176,7 @@ fn format_secs(s: f64) -> String {
     }
 }
 
-/// 429 as behavior.md §9 shows it: `code`/`status` repeated inside `innerError`.
+/// 429 as <https://learn.microsoft.com/graph/throttling> shows it: `code`/`status` repeated inside `innerError`.
 fn throttled(retry_after: Option<String>) -> GraphError {
     let mut e = GraphError::new(429, "TooManyRequests", "Please retry again later.");
     e.inner.push(("code".into(), json!("429")));

@@ -1,4 +1,4 @@
-//! `POST /v1.0/$batch` (behavior.md §8): up to 20 requests, ids unique (case-insensitive),
+//! `POST /v1.0/$batch` (<https://learn.microsoft.com/graph/json-batching>): up to 20 requests, ids unique (case-insensitive),
 //! `dependsOn` ordering with 424 for dependents of a failure, each inner request authenticated
 //! with the batch's token and subject to faults on its own.
 
@@ -111,7 +111,8 @@ fn parse(headers: &Headers, body: &[u8]) -> Result<Vec<Entry>, GraphError> {
                     ))
                 })?;
                 match b {
-                    // A non-JSON body travels base64url-encoded (behavior.md §8).
+                    // A non-JSON body travels base64url-encoded
+                    // (https://learn.microsoft.com/graph/json-batching).
                     Value::String(s) if !ct.contains("json") => {
                         base64::engine::general_purpose::URL_SAFE_NO_PAD
                             .decode(s.trim_end_matches('='))
