@@ -101,3 +101,13 @@ impl Error {
         }
     }
 }
+
+impl crate::printer::Report for Error {
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        Error::kind(self)
+    }
+}

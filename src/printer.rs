@@ -9,8 +9,8 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-/// `--output text|json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+/// The result format on stdout (`--output text|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// Human-readable text.
@@ -108,7 +108,7 @@ impl Printer {
 
     /// A failed command: the message, its causes, and the hint, on stderr; with `--output json`
     /// also a JSON error document on stdout so scripts always get one document.
-    pub fn error(&self, err: &crate::error::Error) {
+    pub fn error<E: Report + ?Sized>(&self, err: &E) {
         let message = err.to_string();
         let mut lines = vec![format!("error: {message}")];
         let mut source = std::error::Error::source(err);
@@ -120,7 +120,7 @@ impl Printer {
             }
             source = cause.source();
         }
-        let hint = err.hint();
+        let hint = Report::hint(err);
         if let Some(hint) = &hint {
             for (i, line) in hint.lines().enumerate() {
                 lines.push(if i == 0 {
@@ -134,10 +134,19 @@ impl Printer {
         if self.is_json() {
             self.json(&serde_json::json!({
                 "ok": false,
-                "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
+                "error": { "kind": Report::kind(err), "message": err.to_string(), "hint": hint },
             }));
         }
     }
+}
+
+/// A failure the printer can report: its message and causes (`Display` and `source`), the fix,
+/// and a stable machine name for `--output json`.
+pub trait Report: std::error::Error {
+    /// What the user should do about it.
+    fn hint(&self) -> Option<String>;
+    /// The `kind` of the `--output json` error document.
+    fn kind(&self) -> &'static str;
 }
 
 /// Per-step progress: an indicatif bar on a terminal, plain lines on stderr otherwise.

@@ -136,9 +136,7 @@ fn record(
     r.key_id = cred.key_id.clone();
     r.hint = cred.hint.clone();
     r.detail = detail;
-    if let Err(e) = audit::append(path, &r) {
-        tracing::warn!("cannot append to the audit log {}: {e}", path.display());
-    }
+    audit::record(path, &r, |line| tracing::warn!("{line}"));
 }
 
 /// What a failed mint did to the vault.
@@ -558,7 +556,5 @@ fn append(target: &MintTarget<'_>, r: &AuditRecord) {
     let Some(path) = &target.audit_path else {
         return;
     };
-    if let Err(e) = audit::append(path, r) {
-        tracing::warn!("cannot append to the audit log {}: {e}", path.display());
-    }
+    audit::record(path, r, |line| tracing::warn!("{line}"));
 }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{GlobalArgs, SecretsArgs};
-use crate::commands::session;
+use crate::cli::SecretsArgs;
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -19,18 +18,20 @@ use crate::graph::wire::Application;
 use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialInfo};
+use crate::session;
+use crate::settings::Settings;
 
 /// The services a command runs on: one manifest, or every manifest of `--all DIR`; plus the
 /// directory relative vault and audit paths are resolved against.
 pub(super) fn targets(
     manifest: Option<&Path>,
     all: Option<&Path>,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<(Vec<Desired>, PathBuf), Error> {
     let (desired, base) = match (manifest, all) {
         (_, Some(dir)) => {
-            let desired = crate::manifest::load_all(dir, global.defaults.as_deref())?;
+            let desired = crate::manifest::load_all(dir, settings.defaults.as_deref())?;
             if desired.is_empty() {
                 return Err(Error::usage(
                     format!("{} holds no service manifests", dir.display()),
@@ -45,7 +46,7 @@ pub(super) fn targets(
         (Some(m), None) => (
             vec![crate::manifest::load_service(
                 m,
-                global.defaults.as_deref(),
+                settings.defaults.as_deref(),
             )?],
             session::manifest_dir(m),
         ),
@@ -152,22 +153,22 @@ impl From<&Error> for ErrorInfo {
 
 pub async fn run(
     args: SecretsArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     let (desired, base) = targets(
         args.manifest.as_deref(),
         args.all.as_deref(),
-        global,
+        settings,
         printer,
     )?;
     // One session per customer tenant, connected in parallel (token + `tid` check) before any
     // vault or Graph read; a tenant that cannot be reached fails only its own services.
     let wanted = session::tenants_of(&desired);
     let tenants = if args.all.is_none() {
-        session::Tenants::connect_all_or_fail(global, wanted).await?
+        session::Tenants::connect_all_or_fail(settings, wanted).await?
     } else {
-        session::Tenants::connect(global, wanted).await?
+        session::Tenants::connect(settings, wanted).await?
     };
     // The vault reads are local: run them while the one Graph round trip is in flight (only
     // for services whose tenant is reachable).

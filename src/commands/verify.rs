@@ -8,26 +8,27 @@ use std::path::Path;
 
 use url::Url;
 
-use crate::cli::{GlobalArgs, VerifyArgs};
-use crate::commands::session::{self, Session};
+use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::session::{self, Session};
+use crate::settings::Settings;
 use crate::verify::entra::{self, Unavailable};
 use crate::verify::{self, VerifyReport, probes};
 
 pub async fn run(
     args: VerifyArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     // Usage errors first: nothing is read before the flags make sense.
     let base = args.url.as_deref().map(parse_base).transpose()?;
-    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    let desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     // The customer's tenant, and only that tenant: a token for another tenant ends verify
     // (exit 1) before anything is probed or read. A token that cannot be had at all leaves the
     // Entra half "unavailable", as before, so the HTTP probes still run.
-    let session = match Session::for_desired(global, &desired) {
+    let session = match Session::for_desired(settings, &desired) {
         Ok(s) => match s.connect().await {
             Ok(()) => Ok(s),
             Err(e @ Error::Graph(crate::graph::GraphError::Tenant(_))) => return Err(e),
@@ -49,7 +50,7 @@ pub async fn run(
     checks.push(verify::tunnel::routing_check(&desired, &routing));
     match &base {
         Some(base) => {
-            let client = probe_client(global.ca_cert.as_deref())?;
+            let client = probe_client(settings.ca_cert.as_deref())?;
             printer.status(&format!(
                 "probing {} (#2–#5)…",
                 base.origin().ascii_serialization()

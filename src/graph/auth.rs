@@ -64,15 +64,6 @@ impl AuthConfig {
         }
     }
 
-    /// From the global flags (`--authority-host`, `--graph-url`, `--ca-cert`).
-    pub fn from_global(global: &crate::cli::GlobalArgs) -> Result<Self, AuthError> {
-        let cfg = Self::new(global.authority_host.clone(), global.graph_url.clone());
-        match &global.ca_cert {
-            Some(path) => cfg.with_ca_file(path),
-            None => Ok(cfg),
-        }
-    }
-
     /// The same configuration over the same connection pool (one per process, shared by the
     /// sessions of an `--all` run's tenants: no second set of TLS handshakes).
     pub fn share(&self) -> Result<Self, AuthError> {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::GlobalArgs;
 use crate::desired::Desired;
 use crate::drift::{Snapshot, Target, read_targets};
 use crate::error::Error;
@@ -16,6 +15,7 @@ use crate::graph::{
 use crate::observed::{FoundBy, Observed, find_apps, observe};
 use crate::plan::{Observation, VaultView};
 use crate::secret::Secret;
+use crate::settings::Settings;
 use crate::vault::Vault;
 
 /// An authenticated Graph connection.
@@ -25,18 +25,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// From the global flags and the environment (`azure_identity`'s chain), in the
+    /// From the settings and the environment (`azure_identity`'s chain), in the
     /// credential's own tenant: only for a command that names no customer (`export APP_ID`).
-    pub fn from_global(global: &GlobalArgs) -> Result<Self, Error> {
-        let auth = auth_config(global)?;
+    pub fn from_settings(settings: &Settings) -> Result<Self, Error> {
+        let auth = auth_config(settings)?;
         let client = GraphClient::from_auth(&auth)?;
         Ok(Session { auth, client })
     }
 
     /// The operator's credential asked for tokens in `tenant` (the customer's, from
     /// `defaults.yaml`), and a client that refuses any token whose `tid` is another tenant.
-    pub fn for_tenant(global: &GlobalArgs, tenant: ExpectedTenant) -> Result<Self, Error> {
-        Self::for_tenant_with(auth_config(global)?, tenant)
+    pub fn for_tenant(settings: &Settings, tenant: ExpectedTenant) -> Result<Self, Error> {
+        Self::for_tenant_with(auth_config(settings)?, tenant)
     }
 
     /// [`Session::for_tenant`] over a given configuration (and its connection pool).
@@ -51,15 +51,15 @@ impl Session {
     /// [`Session::for_tenant`] for one service's customer, connected: the token is obtained and
     /// its tenant checked before this returns, so a wrong tenant ends the command before any
     /// Graph request, vault read or write.
-    pub async fn for_service(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
-        let session = Self::for_desired(global, desired)?;
+    pub async fn for_service(settings: &Settings, desired: &Desired) -> Result<Self, Error> {
+        let session = Self::for_desired(settings, desired)?;
         session.connect().await?;
         Ok(session)
     }
 
     /// [`Session::for_tenant`] for one service's customer, not yet connected.
-    pub fn for_desired(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
-        Self::for_tenant(global, expected_of(std::slice::from_ref(desired)))
+    pub fn for_desired(settings: &Settings, desired: &Desired) -> Result<Self, Error> {
+        Self::for_tenant(settings, expected_of(std::slice::from_ref(desired)))
     }
 
     /// Get the first token and check its tenant (the token request is the only request).
@@ -87,12 +87,12 @@ impl Session {
     }
 }
 
-/// The global flags' Graph and login addresses; plain `http` to anything but this machine is a
+/// The settings' Graph and login addresses; plain `http` to anything but this machine is a
 /// usage error (exit 2), since the token (and at login the secret) would travel in clear.
-fn auth_config(global: &GlobalArgs) -> Result<AuthConfig, Error> {
+fn auth_config(settings: &Settings) -> Result<AuthConfig, Error> {
     for (flag, raw) in [
-        ("--graph-url", &global.graph_url),
-        ("--authority-host", &global.authority_host),
+        ("--graph-url", &settings.graph_url),
+        ("--authority-host", &settings.authority_host),
     ] {
         if let Ok(url) = url::Url::parse(raw)
             && let Err(crate::graph::AuthError::Config { message, hint }) =
@@ -101,7 +101,7 @@ fn auth_config(global: &GlobalArgs) -> Result<AuthConfig, Error> {
             return Err(Error::usage(message, Some(hint)));
         }
     }
-    Ok(AuthConfig::from_global(global).map_err(GraphError::from)?)
+    Ok(settings.auth_config().map_err(GraphError::from)?)
 }
 
 /// The tenant of these services (all of one tenant) with their customers named.
@@ -177,25 +177,25 @@ impl Tenants {
     /// concurrently. A tenant that cannot be reached is recorded, not fatal: only its own
     /// services fail. Configuration errors (flags, CA file) are the same for every tenant and
     /// end the command.
-    pub async fn connect(global: &GlobalArgs, wanted: Vec<ExpectedTenant>) -> Result<Self, Error> {
-        Self::connect_with(global, wanted, false).await
+    pub async fn connect(settings: &Settings, wanted: Vec<ExpectedTenant>) -> Result<Self, Error> {
+        Self::connect_with(settings, wanted, false).await
     }
 
     /// [`Tenants::connect`] for a run on one manifest: any tenant that cannot be reached ends
     /// the command with its own typed error (the same error, kind and hint as for one session).
     pub async fn connect_all_or_fail(
-        global: &GlobalArgs,
+        settings: &Settings,
         wanted: Vec<ExpectedTenant>,
     ) -> Result<Self, Error> {
-        Self::connect_with(global, wanted, true).await
+        Self::connect_with(settings, wanted, true).await
     }
 
     async fn connect_with(
-        global: &GlobalArgs,
+        settings: &Settings,
         wanted: Vec<ExpectedTenant>,
         strict: bool,
     ) -> Result<Self, Error> {
-        let base = auth_config(global)?;
+        let base = auth_config(settings)?;
         let mut set = tokio::task::JoinSet::new();
         for expected in wanted {
             let key = expected.tenant_id.to_ascii_lowercase();

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::commands::session::Session;
 use crate::desired::Desired;
 use crate::emulator::{EmulatorConfig, RunningEmulator};
 use crate::error::Error;
 use crate::graph::AuthConfig;
 use crate::printer::Printer;
+use crate::session::Session;
 use crate::vault::VaultConfig;
 
 pub const SANDBOX_DIR: &str = ".entraform/sandbox";
@@ -99,8 +99,7 @@ fn seed_docs(
     let mut apps = Vec::new();
     let mut reference_doc = None;
     if let Some(reference) = &desired.reference {
-        let path =
-            crate::commands::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
+        let path = crate::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
         match crate::manifest::load_service(&path, defaults) {
             Ok(r) if r.service != desired.service => {
                 printer.status(&format!(
