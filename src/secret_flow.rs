@@ -24,7 +24,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
-use crate::error::Error;
 use crate::graph::wire::PasswordCredential;
 use crate::graph::{AuthConfig, GraphError, GraphWrite, SendFailure, prove_secret};
 use crate::secret::Secret;
@@ -152,6 +151,40 @@ enum VaultState {
     Written,
 }
 
+/// Why a mint failed: the vault or Graph refused before anything was minted, or it failed later
+/// and the message says what was rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A failure after `addPassword` (or before the proof could start), with what was undone.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl MintError {
+    pub fn failed(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        MintError::Failed {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            MintError::Vault(e) => e.hint(),
+            MintError::Graph(e) => e.hint(),
+            MintError::Failed { hint, .. } => hint.clone(),
+        }
+    }
+}
+
 /// Why a mint failed, before the rollback.
 struct Failure {
     message: String,
@@ -165,7 +198,7 @@ pub async fn mint(
     auth: &AuthConfig,
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
-) -> Result<Minted, Error> {
+) -> Result<Minted, MintError> {
     mint_when_ready(write, auth, vault, target, std::future::ready(Ok(()))).await
 }
 
@@ -174,7 +207,7 @@ async fn prove(
     auth: &AuthConfig,
     target: &MintTarget<'_>,
     secret: &Secret,
-    ready: impl std::future::Future<Output = Result<(), Error>>,
+    ready: impl std::future::Future<Output = Result<(), MintError>>,
 ) -> Result<(), (String, Option<String>)> {
     if let Err(e) = ready.await {
         return Err((format!("cannot be proven: {e}"), e.hint()));
@@ -182,7 +215,7 @@ async fn prove(
     let scope = match auth.graph_scope() {
         Ok(scope) => scope,
         Err(e) => {
-            let e = Error::from(GraphError::from(e));
+            let e = MintError::from(GraphError::from(e));
             return Err((format!("cannot be proven: {e}"), e.hint()));
         }
     };
@@ -215,8 +248,8 @@ pub async fn mint_when_ready(
     auth: &AuthConfig,
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
-    ready: impl std::future::Future<Output = Result<(), Error>>,
-) -> Result<Minted, Error> {
+    ready: impl std::future::Future<Output = Result<(), MintError>>,
+) -> Result<Minted, MintError> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
     // A read that failed and may only mean "no such entry" (no missing-entry rule declared)
     // is taken as an empty vault: the read-back after the push decides (VaultError::may_be_absent).
@@ -325,7 +358,7 @@ pub async fn mint_when_ready(
         &cred,
         Some(format!("{message}; {}", notes.join("; "))),
     );
-    Err(Error::other(
+    Err(MintError::failed(
         // A vault's captured output ends the message in an indented block: the notes go on a
         // line of their own, not glued to the vault's last line.
         if message.contains('\n') {
@@ -432,7 +465,7 @@ async fn settle_unanswered_add(
     began: OffsetDateTime,
     end: OffsetDateTime,
     error: GraphError,
-) -> Error {
+) -> MintError {
     let hint = error.hint();
     let policy = write.client().retry_policy().clone();
     let parse = |s: Option<&String>| {
@@ -542,7 +575,7 @@ async fn settle_unanswered_add(
             }
         }
     }
-    Error::other(
+    MintError::failed(
         format!(
             "addPassword got no usable answer ({error}), so it may have run; it was not sent \
              again. The app's credentials were read to settle it: {}",

@@ -174,7 +174,7 @@ async fn converge(
                 record.app_id = plan.app_id.clone();
                 record.detail = Some(e.to_string());
                 audit::record(&audit_path, &record, |line| printer.warn(line));
-                return Err(e);
+                return Err(e.into());
             }
         }
     } else {

@@ -384,7 +384,7 @@ async fn rotate_one(
             };
             let minted = secret_flow::mint(&write, &session.auth, Arc::clone(&vault), &target)
                 .await
-                .map_err(|e| prefix(&d.service, e))?;
+                .map_err(|e| prefix(&d.service, e.into()))?;
             creds.push(PasswordCredential {
                 key_id: Some(minted.key_id.clone()),
                 display_name: Some(marker.to_string()),

@@ -24,7 +24,7 @@ use crate::graph::wire::{Application, PasswordCredential};
 use crate::plan::{AppShape, FieldChange, ScopeShape, compare_shapes, credential_valid};
 
 pub use read::{MAX_IN_FLIGHT, Target, read_targets};
-pub use reference::{REFERENCE_FORMAT, ReferenceFile, ReferenceSpec};
+pub use reference::{REFERENCE_FORMAT, ReferenceError, ReferenceFile, ReferenceSpec};
 
 /// The service-specific values of one side.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
