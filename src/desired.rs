@@ -221,3 +221,38 @@ pub struct BlueGreenSpec {
     /// Host port of the green container (`proxy_port + 2`).
     pub green_port: u16,
 }
+
+/// The admin-consent URL a tenant admin opens when the operator may not grant (step 9).
+pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> String {
+    let mut scopes: Vec<String> = Vec::new();
+    for r in &desired.app.required_resource_access {
+        for p in r.access.iter().filter(|p| p.kind == "Scope") {
+            if r.resource_app_id.eq_ignore_ascii_case(MS_GRAPH_APP_ID) {
+                scopes.push(format!("https://graph.microsoft.com/{}", p.value));
+            }
+        }
+    }
+    for s in &desired.app.scopes {
+        scopes.push(format!("{}/{}", desired.app.identifier_uri, s.value));
+    }
+    let mut url = url::Url::parse(&format!(
+        "{}/{}/v2.0/adminconsent",
+        authority.trim_end_matches('/'),
+        desired.tenant_id
+    ))
+    .unwrap_or_else(|_| url::Url::parse("https://login.microsoftonline.com/").expect("static url"));
+    url.query_pairs_mut()
+        .append_pair("client_id", app_id)
+        .append_pair("scope", &scopes.join(" "))
+        .append_pair(
+            "redirect_uri",
+            desired
+                .app
+                .redirect_uris
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )
+        .append_pair("state", "entraform");
+    url.to_string()
+}

@@ -29,6 +29,7 @@ pub mod session;
 pub mod settings;
 pub mod similar;
 pub mod vault;
+pub mod vault_view;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -20,6 +20,7 @@ mod rotate;
 mod schema;
 mod secrets;
 mod send;
+mod targets;
 mod verify;
 
 pub async fn run(

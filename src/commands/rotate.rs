@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
 use crate::cli::RotateArgs;
-use crate::commands::secrets::{ErrorInfo, table, targets};
+use crate::commands::targets::{ErrorInfo, targets};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -673,7 +673,7 @@ fn render_text(reports: &[ServiceRotation]) -> String {
             ]
         })
         .collect();
-    let mut out = table(&headers, &rows);
+    let mut out = crate::printer::table(&headers, &rows);
     for r in reports {
         out.push('\n');
         out.push_str(&format!("{} ({}): {}\n", r.service, r.customer, r.reason));

@@ -368,7 +368,7 @@ pub async fn entra_checks(
         let url = graph
             .as_ref()
             .map(|(_, auth)| {
-                crate::apply::admin_consent_url(&auth.authority_host, desired, &app_id)
+                crate::desired::admin_consent_url(&auth.authority_host, desired, &app_id)
             })
             .unwrap_or_default();
         Check::fail(
