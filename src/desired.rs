@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::vault::VaultConfig;
+use crate::manifest::vault_decl::VaultConfig;
 
 /// Microsoft Graph's appId (the same in every tenant).
 pub const MS_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";

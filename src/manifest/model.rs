@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::vault::VaultConfig;
+use super::vault_decl::VaultConfig;
 
 /// `manifests/defaults.yaml`: organisation-wide values every service manifest inherits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
