@@ -127,7 +127,8 @@ pub async fn execute(
     let mut app_id = plan.app_id.clone();
     let mut created: Option<Application> = None;
 
-    // 1. Disable what must change, so Graph accepts the change (behavior.md §3.5).
+    // 1. Disable what must change, so Graph accepts the change (an enabled scope cannot be changed or removed: Graph answers
+    // `CannotDeleteOrUpdateEnabledEntitlement`).
     for action in &plan.actions {
         if let Action::DisableScopes { scopes } = action {
             let id = app_object_id.as_deref().unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The desired state of one service: every value of SPEC §2, derived and validated.
+//! The desired state of one service: every value of docs/manifests.md, derived and validated.
 //!
 //! This is the output of lowering a service manifest plus the organisation defaults
 //! (`manifest::load` → `desired::lower`). It is plain data: everything downstream (render,
@@ -171,7 +171,7 @@ pub struct SecretSpec {
     pub held_by: crate::manifest::model::HeldBy,
 }
 
-/// Values for the four deployment fragments (SPEC §7).
+/// Values for the four deployment fragments (docs/render.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploySpec {
     /// Host port Caddy listens on; cloudflared targets it.

@@ -2,7 +2,7 @@
 //! its client secret in a vault, and the four deployment fragments.
 //!
 //! Data flows one way: manifest → desired → observed → plan → apply → outputs; drift reuses the
-//! diff with a reference in place of the desired state (SPEC §1).
+//! diff with a reference in place of the desired state (docs/drift.md).
 
 pub mod apply;
 pub mod audit;

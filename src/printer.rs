@@ -1,7 +1,7 @@
 //! The only module that writes to stdout and stderr.
 //!
 //! stdout carries the result (a plan, a table, JSON); every diagnostic and progress line goes to
-//! stderr (SPEC §3). Commands receive a `&Printer` and never print on their own.
+//! stderr. Commands receive a `&Printer` and never print on their own.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

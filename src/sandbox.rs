@@ -129,7 +129,7 @@ fn seed_docs(
         apps.push(hand_made_app_json(desired, pinned));
     }
     // The sandbox tenant verifies the customer host's parent domain, so v1 apps made by hand
-    // may carry https App ID URIs on it (behavior.md §3.4).
+    // may carry https App ID URIs on it (<https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions>).
     let parent = desired
         .host
         .split_once('.')

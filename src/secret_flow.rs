@@ -1,7 +1,7 @@
 //! Minting a client secret: `addPassword` → vault (shape check, write, read-back) → a live token
 //! request with it → audit. Any failure after `addPassword` removes the new credential again
 //! (and puts the vault's previous value back), so no valid secret exists that the vault does
-//! not hold (SPEC §5). Shared by `apply` and `rotate`.
+//! not hold (docs/rotate.md). Shared by `apply` and `rotate`.
 //!
 //! Outcomes that are not known are settled, not guessed:
 //! - `addPassword` is sent once. When it may have run although no answer says so (a 5xx, a
@@ -29,7 +29,8 @@ use crate::graph::{AuthConfig, GraphError, GraphWrite, SendFailure, prove_secret
 use crate::secret::Secret;
 use crate::vault::{StoreReport, Vault, VaultError};
 
-/// How long a new secret may take to work at the token endpoint (replication, behavior.md §10).
+/// How long a new secret may take to work at the token endpoint (replication:
+/// <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
 pub const PROVE_WINDOW: Duration = Duration::from_secs(90);
 
 /// How far Graph's clock may be behind ours when matching the `startDateTime` of a credential

@@ -203,7 +203,7 @@ async fn converge(
     let apply_stats = session.client.stats();
 
     // A removed orphan is a credential event like any other: the audit log accounts for every
-    // credential the app holds (SPEC §5).
+    // credential the app holds (docs/rotate.md).
     for key in &report.removed_credentials {
         let mut record = AuditRecord::new(
             &desired.tenant_id,
@@ -246,7 +246,8 @@ async fn converge(
     let written = crate::render::write_fragments(&out, &fragments)?;
 
     // The drift check: the reference was read with `observe`; our app is what the create
-    // returned (behavior.md §10: trust write responses), the observed app when nothing was
+    // returned (a write's response is current, a read right after it may not be:
+    // <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>), the observed app when nothing was
     // written, else read again.
     let drift = match (&reference, reference_app) {
         (None, _) => None,

@@ -1,4 +1,4 @@
-//! `entraform new SERVICE`: scaffold `manifests/SERVICE.yaml` (SPEC §3).
+//! `entraform new SERVICE`: scaffold `manifests/SERVICE.yaml` (docs/manifests.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

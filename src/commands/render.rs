@@ -1,5 +1,5 @@
 //! `entraform render MANIFEST [--out DIR] [--templates DIR] [--merge-customers FILE]
-//! [--merge-cloudflared FILE] [--force]`: the four fragments of SPEC §7, and the in-place merges.
+//! [--merge-cloudflared FILE] [--force]`: the four fragments of docs/render.md, and the in-place merges.
 
 use std::path::PathBuf;
 

@@ -464,7 +464,7 @@ async fn rotate_one(
             d.service, m.key_id, m.hint
         ));
     }
-    // An interrupted run's orphans go now, overlap or not (SPEC §5: no valid secret the vault
+    // An interrupted run's orphans go now, overlap or not (docs/rotate.md: no valid secret the vault
     // does not hold).
     for o in &orphaned {
         if protected.as_deref() != Some(o.key_id.as_str())

@@ -1,4 +1,4 @@
-//! Service manifests and organisation defaults (SPEC §2): strict YAML → [`Desired`].
+//! Service manifests and organisation defaults (docs/manifests.md): strict YAML → [`Desired`].
 //!
 //! - [`model`]: the serde structs mirroring the YAML (unknown fields rejected, JSON Schema).
 //! - [`lower`]: the pure lowering with every derived value.

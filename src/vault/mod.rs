@@ -1,4 +1,4 @@
-//! Vault backends (SPEC §5): where the client secret lives. The secret reaches a backend only as
+//! Vault backends (docs/manifests.md, "Vaults"): where the client secret lives. The secret reaches a backend only as
 //! a [`Secret`] and leaves it only as one.
 //!
 //! [`open`] turns a [`VaultConfig`] into a backend; [`store_verified`] is the one way apply and

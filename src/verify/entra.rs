@@ -18,7 +18,9 @@ use crate::vault::Vault;
 use super::Check;
 
 /// How long #13's token request may retry (a secret rotated moments ago takes a few seconds to
-/// work, behavior.md §10); a wrong secret fails after this.
+/// work:
+/// <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>);
+/// a wrong secret fails after this.
 pub const PROVE_DEADLINE: Duration = Duration::from_secs(8);
 
 const T_TOKEN_VERSION: &str = "app manifest: access token version 2";
