@@ -164,3 +164,15 @@ impl From<crate::apply::ApplyError> for Error {
         }
     }
 }
+
+impl From<crate::session::SessionError> for Error {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError;
+        match e {
+            SessionError::Usage { message, hint } => Error::usage(message, hint),
+            SessionError::Graph(e) => Error::Graph(e),
+            SessionError::Vault(e) => Error::Vault(e),
+            SessionError::Failed { message, hint } => Error::other(message, hint),
+        }
+    }
+}

@@ -204,7 +204,8 @@ async fn run_one(
     ));
     let mut read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true)
         .await
-        .into_iter();
+        .into_iter()
+        .map(|r| r.map_err(Error::from));
     let this = read.next().transpose()?.flatten();
     let reference_read = read.next();
     let (ref_snapshot, ref_identity) = resolved
@@ -365,7 +366,11 @@ async fn run_all(
     ));
     let tenants = Tenants::connect(settings, wanted).await?;
     tenants.warn_failures(printer);
-    let read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true).await;
+    let read: Vec<_> = read_targets_by_tenant(&tenants, &targets, &tenant_of, true)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect();
     let now = OffsetDateTime::now_utc();
 
     let mut entries = Vec::with_capacity(all.len());

@@ -129,7 +129,7 @@ pub async fn run(
                 Ok((session, app)) => {
                     rotate_one(&session, &d, Ok(app), &opts, &base, &printer).await
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             (i, d, result)
         });

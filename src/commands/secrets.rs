@@ -122,7 +122,7 @@ pub async fn run(
                     None::<String>,
                 )),
             });
-            assess(d, app, view, args.warn_days, now)
+            assess(d, app.map_err(Error::from), view, args.warn_days, now)
         })
         .collect();
 

@@ -12,7 +12,7 @@ use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
-use crate::session::{self, Session};
+use crate::session::{self, Session, SessionError};
 use crate::settings::Settings;
 use crate::verify::entra::{self, Unavailable};
 use crate::verify::{self, VerifyReport, probes};
@@ -31,11 +31,13 @@ pub async fn run(
     let session = match Session::for_desired(settings, &desired) {
         Ok(s) => match s.connect().await {
             Ok(()) => Ok(s),
-            Err(e @ Error::Graph(crate::graph::GraphError::Tenant(_))) => return Err(e),
-            Err(e) => Err(e),
+            Err(e @ SessionError::Graph(crate::graph::GraphError::Tenant(_))) => {
+                return Err(e.into());
+            }
+            Err(e) => Err(Error::from(e)),
         },
-        Err(e @ Error::Usage { .. }) => return Err(e),
-        Err(e) => Err(e),
+        Err(e @ SessionError::Usage { .. }) => return Err(e.into()),
+        Err(e) => Err(Error::from(e)),
     };
 
     let mut checks = verify::manual_checks(&desired);
@@ -94,7 +96,8 @@ async fn entra_half(
                 .to_string()
         }),
     };
-    let vault = session::open_vault(desired, &session::manifest_dir(manifest)).map_err(unavailable);
+    let vault = session::open_vault(desired, &session::manifest_dir(manifest))
+        .map_err(|e| unavailable(e.into()));
     let session = session.map_err(unavailable);
     printer.status(&format!(
         "reading {} in tenant {} and the vault (#11–#13, consent)…",
