@@ -348,7 +348,20 @@ pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<
             (idx, results)
         });
     }
-    let mut out: Vec<Option<FoundIn>> = (0..desired.len()).map(|_| None).collect();
+    in_order(set, desired.len(), "the tenant's look-up did not finish").await
+}
+
+/// One tenant's task: the indices of the services it covered, and their results.
+type TenantResults<T> = (Vec<usize>, Vec<Result<T, SessionError>>);
+
+/// The per-tenant results of `set` put back in the order of the services (each task returns
+/// the indices it covered and their results); a slot no task filled fails with `unfinished`.
+async fn in_order<T: 'static>(
+    mut set: tokio::task::JoinSet<TenantResults<T>>,
+    len: usize,
+    unfinished: &'static str,
+) -> Vec<Result<T, SessionError>> {
+    let mut out: Vec<Option<Result<T, SessionError>>> = (0..len).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((idx, results)) = joined {
             for (i, r) in idx.into_iter().zip(results) {
@@ -357,14 +370,7 @@ pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<
         }
     }
     out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(SessionError::failed(
-                    "the tenant's look-up did not finish",
-                    None::<String>,
-                ))
-            })
-        })
+        .map(|r| r.unwrap_or_else(|| Err(SessionError::failed(unfinished, None::<String>))))
         .collect()
 }
 
@@ -491,23 +497,5 @@ pub async fn read_targets_by_tenant(
             (idx, results)
         });
     }
-    let mut out: Vec<Option<Result<Option<Snapshot>, SessionError>>> =
-        (0..targets.len()).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        if let Ok((idx, results)) = joined {
-            for (i, r) in idx.into_iter().zip(results) {
-                out[i] = Some(r);
-            }
-        }
-    }
-    out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(SessionError::failed(
-                    "the tenant's read did not finish",
-                    None::<String>,
-                ))
-            })
-        })
-        .collect()
+    in_order(set, targets.len(), "the tenant's read did not finish").await
 }
