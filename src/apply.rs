@@ -15,12 +15,11 @@ use serde::Serialize;
 
 use crate::audit::AuditAction;
 use crate::desired::{Desired, GrantResource};
-use crate::error::Error;
 use crate::graph::client::BatchRequest;
 use crate::graph::wire::{ApiApplication, Application, OAuth2PermissionGrant};
 use crate::graph::{AuthConfig, GraphError, GraphWrite, UpsertOutcome};
 use crate::plan::{Action, Plan};
-use crate::secret_flow::{self, MintTarget, Minted};
+use crate::secret_flow::{self, MintError, MintTarget, Minted};
 use crate::vault::Vault;
 
 /// What happened to one of the nine steps.
@@ -61,45 +60,42 @@ pub struct ApplyEnv<'a> {
     pub progress: &'a (dyn Fn(&StepResult) + Sync),
 }
 
-fn graph_err(e: GraphError) -> Error {
-    Error::from(e)
+fn graph_err(e: GraphError) -> ApplyError {
+    ApplyError::from(e)
 }
 
-/// The admin-consent URL a tenant admin opens when the operator may not grant (step 9).
-pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> String {
-    let mut scopes: Vec<String> = Vec::new();
-    for r in &desired.app.required_resource_access {
-        for p in r.access.iter().filter(|p| p.kind == "Scope") {
-            if r.resource_app_id
-                .eq_ignore_ascii_case(crate::desired::MS_GRAPH_APP_ID)
-            {
-                scopes.push(format!("https://graph.microsoft.com/{}", p.value));
-            }
+/// Why an apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Minting, storing or proving the new secret failed (what was rolled back is said).
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// The writes did not leave the app in a usable state.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl ApplyError {
+    fn failed(message: impl Into<String>) -> Self {
+        ApplyError::Failed {
+            message: message.into(),
+            hint: None,
         }
     }
-    for s in &desired.app.scopes {
-        scopes.push(format!("{}/{}", desired.app.identifier_uri, s.value));
+
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApplyError::Graph(e) => e.hint(),
+            ApplyError::Mint(e) => e.hint(),
+            ApplyError::Failed { hint, .. } => hint.clone(),
+        }
     }
-    let mut url = url::Url::parse(&format!(
-        "{}/{}/v2.0/adminconsent",
-        authority.trim_end_matches('/'),
-        desired.tenant_id
-    ))
-    .unwrap_or_else(|_| url::Url::parse("https://login.microsoftonline.com/").expect("static url"));
-    url.query_pairs_mut()
-        .append_pair("client_id", app_id)
-        .append_pair("scope", &scopes.join(" "))
-        .append_pair(
-            "redirect_uri",
-            desired
-                .app
-                .redirect_uris
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default(),
-        )
-        .append_pair("state", "entraform");
-    url.to_string()
 }
 
 /// Execute `plan`. `observed_sp_id` is the app's SP when it exists already.
@@ -107,7 +103,7 @@ pub async fn execute(
     env: &ApplyEnv<'_>,
     plan: &Plan,
     observed_sp_id: Option<String>,
-) -> Result<ApplyReport, Error> {
+) -> Result<ApplyReport, ApplyError> {
     let d = env.desired;
     let write = &env.write;
     let mut steps: Vec<StepResult> = Vec::new();
@@ -131,7 +127,8 @@ pub async fn execute(
     let mut app_id = plan.app_id.clone();
     let mut created: Option<Application> = None;
 
-    // 1. Disable what must change, so Graph accepts the change (behavior.md §3.5).
+    // 1. Disable what must change, so Graph accepts the change (an enabled scope cannot be changed or removed: Graph answers
+    // `CannotDeleteOrUpdateEnabledEntitlement`).
     for action in &plan.actions {
         if let Action::DisableScopes { scopes } = action {
             let id = app_object_id.as_deref().unwrap_or_default();
@@ -172,7 +169,7 @@ pub async fn execute(
                         .await
                         .map_err(graph_err)?
                         .ok_or_else(|| {
-                            Error::other("the upserted app cannot be read back", None)
+                            ApplyError::failed("the upserted app cannot be read back")
                         })?;
                         app_object_id = app.id.clone();
                         app_id = app.app_id.clone();
@@ -187,9 +184,8 @@ pub async fn execute(
         }
     }
     let (Some(app_object_id), Some(app_id)) = (app_object_id, app_id) else {
-        return Err(Error::other(
+        return Err(ApplyError::failed(
             "the application has no id after the write",
-            None,
         ));
     };
     for step in plan.steps.iter().filter(|s| (1..=7).contains(&s.number)) {
@@ -234,13 +230,13 @@ pub async fn execute(
         let outcome = rx.wait_for(Option::is_some).await.map(|v| v.clone());
         match outcome {
             Ok(Some(Ok(()))) => Ok(()),
-            Ok(Some(Err(e))) => Err(Error::other(
+            Ok(Some(Err(e))) => Err(MintError::failed(
                 format!(
                     "creating the app's service principal failed ({e}), and without one no token can be requested"
                 ),
                 None,
             )),
-            _ => Err(Error::other(
+            _ => Err(MintError::failed(
                 "the service principal step ended without an answer",
                 None,
             )),
@@ -361,7 +357,7 @@ pub async fn execute(
     }
     let consent_step = plan.steps.iter().find(|s| s.number == 9);
     if denied {
-        let url = admin_consent_url(&env.auth.authority_host, d, &app_id);
+        let url = crate::desired::admin_consent_url(&env.auth.authority_host, d, &app_id);
         done(
             9,
             "blocked",
@@ -437,7 +433,11 @@ fn grant_requests(plan: &Plan, sp_id: &str) -> Vec<BatchRequest> {
 
 /// A PATCH right after a disable-first PATCH can still meet the enabled scope on another
 /// replica; retry that one refusal briefly (Terraform's azuread provider polls the same way).
-async fn update_with_retry(write: &GraphWrite, id: &str, body: &Application) -> Result<(), Error> {
+async fn update_with_retry(
+    write: &GraphWrite,
+    id: &str,
+    body: &Application,
+) -> Result<(), ApplyError> {
     let mut delay = Duration::from_millis(200);
     for attempt in 0..6 {
         match write.patch_application(id, body).await {

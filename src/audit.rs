@@ -1,4 +1,4 @@
-//! The audit log (SPEC §5): one JSON line per apply/rotate event, appended to
+//! The audit log: one JSON line per apply/rotate event, appended to
 //! `.entraform/audit.jsonl` next to the manifests (the caller passes the path).
 //!
 //! A record cannot hold a secret value: it has no field for one, the `hint` is refused unless it
@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::Error;
 use crate::vault::redact::redact;
 
 /// The file name under `.entraform/`.
@@ -127,25 +126,81 @@ pub fn local_operator() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Why the audit log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The record's `hint` is longer than Graph's 3-character credential hint.
+    #[error("refusing to write an audit record whose hint is {len} characters long")]
+    HintTooLong { len: usize },
+    /// The record cannot be serialized.
+    #[error("cannot serialize the audit record: {0}")]
+    Serialize(serde_json::Error),
+    /// The file or its directory could not be created, opened, appended to or read.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is not a record.
+    #[error("{}:{line}: not an audit record: {error}", path.display())]
+    BadLine {
+        path: PathBuf,
+        line: usize,
+        error: serde_json::Error,
+    },
+}
+
+impl AuditError {
+    fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        AuditError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AuditError::HintTooLong { .. } => Some(
+                "the hint is Graph's 3-character credential hint, never more of the value".into(),
+            ),
+            AuditError::Serialize(_) | AuditError::Io { .. } => None,
+            AuditError::BadLine { .. } => Some(
+                "the audit log is append-only JSON lines; restore the line from a backup or move the file aside".into(),
+            ),
+        }
+    }
+}
+
+/// The one audit sink: append a record, and if that fails say so through `warn` (the printer's
+/// warning line, or the log) instead of failing the run; the audit log never stops a change that
+/// already happened.
+pub fn record(path: &Path, record: &AuditRecord, warn: impl FnOnce(&str)) {
+    if let Err(e) = append(path, record) {
+        warn(&format!(
+            "cannot append to the audit log {}: {e}",
+            path.display()
+        ));
+    }
+}
+
 /// Append one record as a JSON line (creating the file 0600 and its directory as needed). One
 /// `write` of a whole line on an append-mode file, so concurrent runs do not interleave lines.
-pub fn append(path: &Path, record: &AuditRecord) -> Result<(), Error> {
+pub fn append(path: &Path, record: &AuditRecord) -> Result<(), AuditError> {
     if let Some(hint) = &record.hint
         && hint.chars().count() > 3
     {
-        return Err(Error::other(
-            format!(
-                "refusing to write an audit record whose hint is {} characters long",
-                hint.chars().count()
-            ),
-            "the hint is Graph's 3-character credential hint, never more of the value".to_owned(),
-        ));
+        return Err(AuditError::HintTooLong {
+            len: hint.chars().count(),
+        });
     }
-    let mut line = serde_json::to_vec(&record.sanitized())
-        .map_err(|e| Error::other(format!("cannot serialize the audit record: {e}"), None))?;
+    let mut line = serde_json::to_vec(&record.sanitized()).map_err(AuditError::Serialize)?;
     line.push(b'\n');
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| AuditError::io("create", dir, e))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create(true);
@@ -154,28 +209,29 @@ pub fn append(path: &Path, record: &AuditRecord) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| AuditError::io("open", path, e))?;
     file.write_all(&line)
         .and_then(|()| file.sync_data())
-        .map_err(|e| Error::io("append to", path, e))
+        .map_err(|e| AuditError::io("append to", path, e))
 }
 
 /// Every record of an audit file (an absent file has none). A bad line is an error naming it.
-pub fn read(path: &Path) -> Result<Vec<AuditRecord>, Error> {
+pub fn read(path: &Path) -> Result<Vec<AuditRecord>, AuditError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read", path, e)),
+        Err(e) => return Err(AuditError::io("read", path, e)),
     };
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::other(
-                    format!("{}:{}: not an audit record: {e}", path.display(), i + 1),
-                    "the audit log is append-only JSON lines; restore the line from a backup or move the file aside".to_owned(),
-                )
+            serde_json::from_str(l).map_err(|error| AuditError::BadLine {
+                path: path.to_path_buf(),
+                line: i + 1,
+                error,
             })
         })
         .collect()

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::printer::OutputFormat;
-
 /// Provision Microsoft Entra app registrations for MCP servers from one YAML manifest.
 #[derive(Debug, Parser)]
 #[command(name = "entraform", version, about, long_about = None, propagate_version = true)]
@@ -44,8 +42,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE", env = "ENTRAFORM_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Result format on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(long, global = true, value_enum, default_value_t = OutputArg::Text)]
+    pub output: OutputArg,
     /// Never prompt; assume yes where a prompt would ask to go ahead.
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
@@ -259,6 +257,25 @@ pub struct SchemaArgs {
     /// Which file's schema (default: both, as one document).
     #[arg(long, value_enum)]
     pub kind: Option<SchemaKind>,
+}
+
+/// `--output text|json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputArg {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One stable JSON document on stdout.
+    Json,
+}
+
+impl From<OutputArg> for crate::printer::OutputFormat {
+    fn from(arg: OutputArg) -> Self {
+        match arg {
+            OutputArg::Text => Self::Text,
+            OutputArg::Json => Self::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -1,4 +1,4 @@
-//! The desired state of one service: every value of SPEC §2, derived and validated.
+//! The desired state of one service: every value of docs/manifests.md, derived and validated.
 //!
 //! This is the output of lowering a service manifest plus the organisation defaults
 //! (`manifest::load` → `desired::lower`). It is plain data: everything downstream (render,
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::vault::VaultConfig;
+use crate::manifest::vault_decl::VaultConfig;
 
 /// Microsoft Graph's appId (the same in every tenant).
 pub const MS_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -171,7 +171,7 @@ pub struct SecretSpec {
     pub held_by: crate::manifest::model::HeldBy,
 }
 
-/// Values for the four deployment fragments (SPEC §7).
+/// Values for the four deployment fragments (docs/render.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploySpec {
     /// Host port Caddy listens on; cloudflared targets it.
@@ -220,4 +220,39 @@ pub struct BlueGreenSpec {
     pub blue_port: u16,
     /// Host port of the green container (`proxy_port + 2`).
     pub green_port: u16,
+}
+
+/// The admin-consent URL a tenant admin opens when the operator may not grant (step 9).
+pub fn admin_consent_url(authority: &str, desired: &Desired, app_id: &str) -> String {
+    let mut scopes: Vec<String> = Vec::new();
+    for r in &desired.app.required_resource_access {
+        for p in r.access.iter().filter(|p| p.kind == "Scope") {
+            if r.resource_app_id.eq_ignore_ascii_case(MS_GRAPH_APP_ID) {
+                scopes.push(format!("https://graph.microsoft.com/{}", p.value));
+            }
+        }
+    }
+    for s in &desired.app.scopes {
+        scopes.push(format!("{}/{}", desired.app.identifier_uri, s.value));
+    }
+    let mut url = url::Url::parse(&format!(
+        "{}/{}/v2.0/adminconsent",
+        authority.trim_end_matches('/'),
+        desired.tenant_id
+    ))
+    .unwrap_or_else(|_| url::Url::parse("https://login.microsoftonline.com/").expect("static url"));
+    url.query_pairs_mut()
+        .append_pair("client_id", app_id)
+        .append_pair("scope", &scopes.join(" "))
+        .append_pair(
+            "redirect_uri",
+            desired
+                .app
+                .redirect_uris
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )
+        .append_pair("state", "entraform");
+    url.to_string()
 }

@@ -101,3 +101,78 @@ impl Error {
         }
     }
 }
+
+impl crate::printer::Report for Error {
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        Error::kind(self)
+    }
+}
+
+/// A reference is a usage error when the argument names nothing, an I/O error when the file
+/// cannot be read, and a plain error with a hint when the file is not a reference.
+impl From<crate::drift::ReferenceError> for Error {
+    fn from(e: crate::drift::ReferenceError) -> Self {
+        use crate::drift::ReferenceError;
+        let hint = e.hint();
+        match e {
+            ReferenceError::Io { path, source } => Error::io("read", path, source),
+            e @ ReferenceError::NotAReference { .. } => Error::usage(e.to_string(), hint),
+            e @ ReferenceError::BadFile { .. } => Error::other(e.to_string(), hint),
+        }
+    }
+}
+
+/// The audit log's failures keep the I/O kind and hint of a file error; the rest are plain.
+impl From<crate::audit::AuditError> for Error {
+    fn from(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError;
+        let hint = e.hint();
+        match e {
+            AuditError::Io {
+                action,
+                path,
+                source,
+            } => Error::io(action, path, source),
+            e => Error::other(e.to_string(), hint),
+        }
+    }
+}
+
+/// A mint's vault and Graph failures are the vault's and Graph's; the rest are plain.
+impl From<crate::secret_flow::MintError> for Error {
+    fn from(e: crate::secret_flow::MintError) -> Self {
+        use crate::secret_flow::MintError;
+        match e {
+            MintError::Vault(e) => Error::Vault(e),
+            MintError::Graph(e) => Error::Graph(e),
+            MintError::Failed { message, hint } => Error::other(message, hint),
+        }
+    }
+}
+
+impl From<crate::apply::ApplyError> for Error {
+    fn from(e: crate::apply::ApplyError) -> Self {
+        use crate::apply::ApplyError;
+        match e {
+            ApplyError::Graph(e) => Error::Graph(e),
+            ApplyError::Mint(e) => e.into(),
+            ApplyError::Failed { message, hint } => Error::other(message, hint),
+        }
+    }
+}
+
+impl From<crate::session::SessionError> for Error {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError;
+        match e {
+            SessionError::Usage { message, hint } => Error::usage(message, hint),
+            SessionError::Graph(e) => Error::Graph(e),
+            SessionError::Vault(e) => Error::Vault(e),
+            SessionError::Failed { message, hint } => Error::other(message, hint),
+        }
+    }
+}

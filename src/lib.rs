@@ -2,7 +2,7 @@
 //! its client secret in a vault, and the four deployment fragments.
 //!
 //! Data flows one way: manifest → desired → observed → plan → apply → outputs; drift reuses the
-//! diff with a reference in place of the desired state (SPEC §1).
+//! diff with a reference in place of the desired state (docs/drift.md).
 
 pub mod apply;
 pub mod audit;
@@ -21,11 +21,15 @@ pub mod plan;
 pub mod printer;
 pub mod render;
 pub mod rotation;
+pub mod sandbox;
 pub mod scaffold;
 pub mod secret;
 pub mod secret_flow;
+pub mod session;
+pub mod settings;
 pub mod similar;
 pub mod vault;
+pub mod vault_view;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -33,7 +37,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::printer::{Printer, Verbosity};
+use crate::printer::Printer;
+use crate::settings::{LogFilter, Settings};
 
 /// Parse, run, map to an exit code. The only place the process outcome is decided.
 pub fn main_entry() -> ExitCode {
@@ -49,15 +54,9 @@ pub fn main_entry() -> ExitCode {
             });
         }
     };
-    let verbosity = if cli.global.quiet {
-        Verbosity::Quiet
-    } else if cli.global.verbose > 0 {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
-    init_tracing(cli.global.verbose);
-    let printer = Printer::new(cli.global.output, verbosity);
+    let settings = Settings::resolve(&cli, |k| std::env::var(k).ok());
+    init_tracing(&settings.log_filter);
+    let printer = Printer::new(settings.output, settings.verbosity);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +70,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(exit::EXIT_ERROR);
         }
     };
-    match runtime.block_on(commands::run(cli, &printer)) {
+    match runtime.block_on(commands::run(cli.command, &settings, &printer)) {
         Ok(status) => status.into(),
         Err(err) => {
             printer.error(&err);
@@ -80,15 +79,16 @@ pub fn main_entry() -> ExitCode {
     }
 }
 
-/// Logs go to stderr. `RUST_LOG` wins; otherwise `-v` → info, `-vv` → debug, default warn.
-fn init_tracing(verbose: u8) {
+/// Logs go to stderr, filtered as the settings say.
+fn init_tracing(filter: &LogFilter) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "entraform=info",
-        _ => "entraform=debug",
+    let filter = match filter {
+        LogFilter::Env {
+            directives,
+            default,
+        } => EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(default)),
+        LogFilter::Default(default) => EnvFilter::new(default),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,7 +1,7 @@
 //! The only module that writes to stdout and stderr.
 //!
 //! stdout carries the result (a plan, a table, JSON); every diagnostic and progress line goes to
-//! stderr (SPEC §3). Commands receive a `&Printer` and never print on their own.
+//! stderr. Commands receive a `&Printer` and never print on their own.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -9,8 +9,8 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-/// `--output text|json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+/// The result format on stdout (`--output text|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// Human-readable text.
@@ -108,7 +108,7 @@ impl Printer {
 
     /// A failed command: the message, its causes, and the hint, on stderr; with `--output json`
     /// also a JSON error document on stdout so scripts always get one document.
-    pub fn error(&self, err: &crate::error::Error) {
+    pub fn error<E: Report + ?Sized>(&self, err: &E) {
         let message = err.to_string();
         let mut lines = vec![format!("error: {message}")];
         let mut source = std::error::Error::source(err);
@@ -120,7 +120,7 @@ impl Printer {
             }
             source = cause.source();
         }
-        let hint = err.hint();
+        let hint = Report::hint(err);
         if let Some(hint) = &hint {
             for (i, line) in hint.lines().enumerate() {
                 lines.push(if i == 0 {
@@ -134,10 +134,50 @@ impl Printer {
         if self.is_json() {
             self.json(&serde_json::json!({
                 "ok": false,
-                "error": { "kind": err.kind(), "message": err.to_string(), "hint": hint },
+                "error": { "kind": Report::kind(err), "message": err.to_string(), "hint": hint },
             }));
         }
     }
+}
+
+/// A plain text table: left-aligned columns two spaces apart, no trailing blanks.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            if i + 1 < cells.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                out.push_str(&" ".repeat(pad));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// A failure the printer can report: its message and causes (`Display` and `source`), the fix,
+/// and a stable machine name for `--output json`.
+pub trait Report: std::error::Error {
+    /// What the user should do about it.
+    fn hint(&self) -> Option<String>;
+    /// The `kind` of the `--output json` error document.
+    fn kind(&self) -> &'static str;
 }
 
 /// Per-step progress: an indicatif bar on a terminal, plain lines on stderr otherwise.

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::graph::wire::PasswordCredential;
-use crate::plan::VaultView;
+use crate::vault_view::VaultView;
 
 fn parse(s: Option<&str>) -> Option<OffsetDateTime> {
     s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
@@ -48,7 +48,7 @@ pub fn vault_held<'a>(
     creds: &'a [PasswordCredential],
     vault: &VaultView,
 ) -> Option<&'a PasswordCredential> {
-    crate::plan::vault_credential(creds, vault)
+    crate::vault_view::vault_credential(creds, vault)
 }
 
 /// The credential in use: the valid one the vault holds; when the vault cannot be read back,

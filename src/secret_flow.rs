@@ -1,7 +1,7 @@
 //! Minting a client secret: `addPassword` → vault (shape check, write, read-back) → a live token
 //! request with it → audit. Any failure after `addPassword` removes the new credential again
 //! (and puts the vault's previous value back), so no valid secret exists that the vault does
-//! not hold (SPEC §5). Shared by `apply` and `rotate`.
+//! not hold (docs/rotate.md). Shared by `apply` and `rotate`.
 //!
 //! Outcomes that are not known are settled, not guessed:
 //! - `addPassword` is sent once. When it may have run although no answer says so (a 5xx, a
@@ -24,13 +24,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
-use crate::error::Error;
 use crate::graph::wire::PasswordCredential;
 use crate::graph::{AuthConfig, GraphError, GraphWrite, SendFailure, prove_secret};
 use crate::secret::Secret;
 use crate::vault::{StoreReport, Vault, VaultError};
 
-/// How long a new secret may take to work at the token endpoint (replication, behavior.md §10).
+/// How long a new secret may take to work at the token endpoint (replication:
+/// <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
 pub const PROVE_WINDOW: Duration = Duration::from_secs(90);
 
 /// How far Graph's clock may be behind ours when matching the `startDateTime` of a credential
@@ -136,9 +136,7 @@ fn record(
     r.key_id = cred.key_id.clone();
     r.hint = cred.hint.clone();
     r.detail = detail;
-    if let Err(e) = audit::append(path, &r) {
-        tracing::warn!("cannot append to the audit log {}: {e}", path.display());
-    }
+    audit::record(path, &r, |line| tracing::warn!("{line}"));
 }
 
 /// What a failed mint did to the vault.
@@ -154,6 +152,40 @@ enum VaultState {
     Written,
 }
 
+/// Why a mint failed: the vault or Graph refused before anything was minted, or it failed later
+/// and the message says what was rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A failure after `addPassword` (or before the proof could start), with what was undone.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl MintError {
+    pub fn failed(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        MintError::Failed {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            MintError::Vault(e) => e.hint(),
+            MintError::Graph(e) => e.hint(),
+            MintError::Failed { hint, .. } => hint.clone(),
+        }
+    }
+}
+
 /// Why a mint failed, before the rollback.
 struct Failure {
     message: String,
@@ -167,7 +199,7 @@ pub async fn mint(
     auth: &AuthConfig,
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
-) -> Result<Minted, Error> {
+) -> Result<Minted, MintError> {
     mint_when_ready(write, auth, vault, target, std::future::ready(Ok(()))).await
 }
 
@@ -176,7 +208,7 @@ async fn prove(
     auth: &AuthConfig,
     target: &MintTarget<'_>,
     secret: &Secret,
-    ready: impl std::future::Future<Output = Result<(), Error>>,
+    ready: impl std::future::Future<Output = Result<(), MintError>>,
 ) -> Result<(), (String, Option<String>)> {
     if let Err(e) = ready.await {
         return Err((format!("cannot be proven: {e}"), e.hint()));
@@ -184,7 +216,7 @@ async fn prove(
     let scope = match auth.graph_scope() {
         Ok(scope) => scope,
         Err(e) => {
-            let e = Error::from(GraphError::from(e));
+            let e = MintError::from(GraphError::from(e));
             return Err((format!("cannot be proven: {e}"), e.hint()));
         }
     };
@@ -217,8 +249,8 @@ pub async fn mint_when_ready(
     auth: &AuthConfig,
     vault: Arc<dyn Vault>,
     target: &MintTarget<'_>,
-    ready: impl std::future::Future<Output = Result<(), Error>>,
-) -> Result<Minted, Error> {
+    ready: impl std::future::Future<Output = Result<(), MintError>>,
+) -> Result<Minted, MintError> {
     // Read what the vault holds now first: if the new secret fails, it goes back.
     // A read that failed and may only mean "no such entry" (no missing-entry rule declared)
     // is taken as an empty vault: the read-back after the push decides (VaultError::may_be_absent).
@@ -327,7 +359,7 @@ pub async fn mint_when_ready(
         &cred,
         Some(format!("{message}; {}", notes.join("; "))),
     );
-    Err(Error::other(
+    Err(MintError::failed(
         // A vault's captured output ends the message in an indented block: the notes go on a
         // line of their own, not glued to the vault's last line.
         if message.contains('\n') {
@@ -434,7 +466,7 @@ async fn settle_unanswered_add(
     began: OffsetDateTime,
     end: OffsetDateTime,
     error: GraphError,
-) -> Error {
+) -> MintError {
     let hint = error.hint();
     let policy = write.client().retry_policy().clone();
     let parse = |s: Option<&String>| {
@@ -544,7 +576,7 @@ async fn settle_unanswered_add(
             }
         }
     }
-    Error::other(
+    MintError::failed(
         format!(
             "addPassword got no usable answer ({error}), so it may have run; it was not sent \
              again. The app's credentials were read to settle it: {}",
@@ -558,7 +590,5 @@ fn append(target: &MintTarget<'_>, r: &AuditRecord) {
     let Some(path) = &target.audit_path else {
         return;
     };
-    if let Err(e) = audit::append(path, r) {
-        tracing::warn!("cannot append to the audit log {}: {e}", path.display());
-    }
+    audit::record(path, r, |line| tracing::warn!("{line}"));
 }

@@ -4,9 +4,7 @@ use time::OffsetDateTime;
 
 use crate::apply::{ApplyEnv, StepResult};
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
-use crate::cli::{ApplyArgs, GlobalArgs};
-use crate::commands::sandbox;
-use crate::commands::session::{self, Session};
+use crate::cli::ApplyArgs;
 use crate::desired::Desired;
 use crate::drift::{DriftSummary, Identity, diff_apps};
 use crate::error::Error;
@@ -14,13 +12,16 @@ use crate::exit::ExitStatus;
 use crate::graph::wire::Application;
 use crate::graph::{GraphRead, GraphWrite, Lookup};
 use crate::printer::Printer;
+use crate::sandbox;
+use crate::session::{self, Session};
+use crate::settings::Settings;
 
 pub async fn run(
     args: ApplyArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
-    let mut desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    let mut desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     for w in &desired.warnings {
         printer.warn(w);
     }
@@ -29,7 +30,7 @@ pub async fn run(
         let (sb, session) = sandbox::start(
             &mut desired,
             &args.manifest,
-            global.defaults.as_deref(),
+            settings.defaults.as_deref(),
             printer,
         )
         .await?;
@@ -43,7 +44,7 @@ pub async fn run(
     } else {
         // Token for the customer's tenant, its `tid` checked, before the vault or Graph is
         // touched: a foreign tenant costs the token request and nothing else.
-        let session = Session::for_service(global, &desired).await?;
+        let session = Session::for_service(settings, &desired).await?;
         let out = PathBuf::from("out")
             .join(&desired.customer)
             .join(&desired.service);
@@ -57,7 +58,7 @@ pub async fn run(
     };
     let result = converge(
         &args,
-        global,
+        settings,
         printer,
         &desired,
         &session,
@@ -75,7 +76,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn converge(
     args: &ApplyArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
     desired: &Desired,
     session: &Session,
@@ -84,7 +85,7 @@ async fn converge(
     default_out: PathBuf,
 ) -> Result<ExitStatus, Error> {
     let vault = session::open_vault(desired, vault_base)?;
-    let mut reference = reference_manifest(desired, &args.manifest, global);
+    let mut reference = reference_manifest(desired, &args.manifest, settings);
     // This session is held to the service's tenant: a reference of another customer's tenant
     // is not read here (it would be looked up in the wrong directory); `drift` reads each side
     // in its own tenant.
@@ -124,7 +125,7 @@ async fn converge(
             printer.status(line);
         }
     }
-    if plan.has_changes() && printer.interactive() && !global.yes && !args.sandbox {
+    if plan.has_changes() && printer.interactive() && !settings.yes && !args.sandbox {
         let go = dialoguer::Confirm::new()
             .with_prompt(format!(
                 "Apply {} write(s) to tenant {}?",
@@ -172,13 +173,8 @@ async fn converge(
                 );
                 record.app_id = plan.app_id.clone();
                 record.detail = Some(e.to_string());
-                if let Err(ae) = audit::append(&audit_path, &record) {
-                    printer.warn(&format!(
-                        "cannot append to the audit log {}: {ae}",
-                        audit_path.display()
-                    ));
-                }
-                return Err(e);
+                audit::record(&audit_path, &record, |line| printer.warn(line));
+                return Err(e.into());
             }
         }
     } else {
@@ -207,7 +203,7 @@ async fn converge(
     let apply_stats = session.client.stats();
 
     // A removed orphan is a credential event like any other: the audit log accounts for every
-    // credential the app holds (SPEC §5).
+    // credential the app holds (docs/rotate.md).
     for key in &report.removed_credentials {
         let mut record = AuditRecord::new(
             &desired.tenant_id,
@@ -227,12 +223,7 @@ async fn converge(
             "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
                 .into(),
         );
-        if let Err(e) = audit::append(&audit_path, &record) {
-            printer.warn(&format!(
-                "cannot append to the audit log {}: {e}",
-                audit_path.display()
-            ));
-        }
+        audit::record(&audit_path, &record, |line| printer.warn(line));
     }
     let mut record = AuditRecord::new(
         &desired.tenant_id,
@@ -246,12 +237,7 @@ async fn converge(
     );
     record.app_id = Some(report.app_id.clone());
     record.detail = Some(format!("{} write(s)", report.writes));
-    if let Err(e) = audit::append(&audit_path, &record) {
-        printer.warn(&format!(
-            "cannot append to the audit log {}: {e}",
-            audit_path.display()
-        ));
-    }
+    audit::record(&audit_path, &record, |line| printer.warn(line));
 
     // The fragments, with the real client id.
     let out = args.out.clone().unwrap_or(default_out);
@@ -260,7 +246,8 @@ async fn converge(
     let written = crate::render::write_fragments(&out, &fragments)?;
 
     // The drift check: the reference was read with `observe`; our app is what the create
-    // returned (behavior.md §10: trust write responses), the observed app when nothing was
+    // returned (a write's response is current, a read right after it may not be:
+    // <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>), the observed app when nothing was
     // written, else read again.
     let drift = match (&reference, reference_app) {
         (None, _) => None,
@@ -392,10 +379,10 @@ async fn converge(
 }
 
 /// The reference service's manifest (beside this one), unless it is this service itself.
-fn reference_manifest(desired: &Desired, manifest: &Path, global: &GlobalArgs) -> Option<Desired> {
+fn reference_manifest(desired: &Desired, manifest: &Path, settings: &Settings) -> Option<Desired> {
     let reference = desired.reference.as_ref()?;
     let path = session::manifest_dir(manifest).join(format!("{reference}.yaml"));
-    let r = crate::manifest::load_service(&path, global.defaults.as_deref()).ok()?;
+    let r = crate::manifest::load_service(&path, settings.defaults.as_deref()).ok()?;
     (r.service != desired.service).then_some(r)
 }
 

@@ -7,24 +7,25 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{DriftArgs, GlobalArgs};
-use crate::commands::session::{Tenants, read_targets_by_tenant, tenants_of};
+use crate::cli::DriftArgs;
 use crate::desired::Desired;
 use crate::drift::reference::{self, ReferenceSpec};
 use crate::drift::{DriftReport, DriftStatus, Identity, ReferenceInfo, Snapshot, Target, compare};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::session::{Tenants, read_targets_by_tenant, tenants_of};
+use crate::settings::Settings;
 
 pub async fn run(
     args: DriftArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     match (&args.all, &args.manifest) {
-        (Some(dir), _) => run_all(dir, args.reference.as_deref(), global, printer).await,
+        (Some(dir), _) => run_all(dir, args.reference.as_deref(), settings, printer).await,
         (None, Some(manifest)) => {
-            run_one(manifest, args.reference.as_deref(), global, printer).await
+            run_one(manifest, args.reference.as_deref(), settings, printer).await
         }
         (None, None) => Err(Error::usage(
             "drift needs a MANIFEST or --all DIR",
@@ -152,10 +153,10 @@ fn is_self(desired: &Desired, reference: &Resolved) -> bool {
 async fn run_one(
     manifest: &Path,
     reference_arg: Option<&str>,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
-    let desired = crate::manifest::load_service(manifest, global.defaults.as_deref())?;
+    let desired = crate::manifest::load_service(manifest, settings.defaults.as_deref())?;
     for w in &desired.warnings {
         printer.warn(w);
     }
@@ -175,7 +176,7 @@ async fn run_one(
             )
         })?;
     let spec = ReferenceSpec::parse(&raw, &reference::manifest_dir(manifest))?;
-    let resolved = resolve(spec, global.defaults.as_deref())?;
+    let resolved = resolve(spec, settings.defaults.as_deref())?;
     if is_self(&desired, &resolved) {
         return Err(Error::usage(
             format!("{} is its own reference", desired.service),
@@ -195,7 +196,7 @@ async fn run_one(
     if let Resolved::Manifest(r) = &resolved {
         owners.push((**r).clone());
     }
-    let tenants = Tenants::connect_all_or_fail(global, tenants_of(&owners)).await?;
+    let tenants = Tenants::connect_all_or_fail(settings, tenants_of(&owners)).await?;
     printer.status(&format!(
         "reading {} and its reference {}…",
         desired.service,
@@ -203,7 +204,8 @@ async fn run_one(
     ));
     let mut read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true)
         .await
-        .into_iter();
+        .into_iter()
+        .map(|r| r.map_err(Error::from));
     let this = read.next().transpose()?.flatten();
     let reference_read = read.next();
     let (ref_snapshot, ref_identity) = resolved
@@ -271,10 +273,10 @@ struct Summary {
 async fn run_all(
     dir: &Path,
     reference_arg: Option<&str>,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
-    let defaults = global.defaults.as_deref();
+    let defaults = settings.defaults.as_deref();
     let all = crate::manifest::load_all(dir, defaults)?;
     if all.is_empty() {
         return Err(Error::usage(
@@ -362,9 +364,13 @@ async fn run_all(
         references.len(),
         wanted.len()
     ));
-    let tenants = Tenants::connect(global, wanted).await?;
+    let tenants = Tenants::connect(settings, wanted).await?;
     tenants.warn_failures(printer);
-    let read = read_targets_by_tenant(&tenants, &targets, &tenant_of, true).await;
+    let read: Vec<_> = read_targets_by_tenant(&tenants, &targets, &tenant_of, true)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect();
     let now = OffsetDateTime::now_utc();
 
     let mut entries = Vec::with_capacity(all.len());

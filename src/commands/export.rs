@@ -4,16 +4,17 @@
 
 use std::path::Path;
 
-use crate::cli::{ExportArgs, GlobalArgs};
-use crate::commands::session::Session;
+use crate::cli::ExportArgs;
 use crate::drift::{Identity, ReferenceFile, Target, read_targets};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::session::Session;
+use crate::settings::Settings;
 
 pub async fn run(
     args: ExportArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     let raw = args.target.trim();
@@ -30,15 +31,15 @@ pub async fn run(
                     ),
                 ));
             }
-            let d = crate::manifest::load_service(path, global.defaults.as_deref())?;
+            let d = crate::manifest::load_service(path, settings.defaults.as_deref())?;
             (Target::Manifest(Box::new(d.clone())), Some(d))
         }
     };
     // A manifest names its customer, so its tenant; a bare app id is read in the credential's
     // own tenant (there is no customer to hold it to).
     let session = match &desired {
-        Some(d) => Session::for_service(global, d).await?,
-        None => Session::from_global(global)?,
+        Some(d) => Session::for_service(settings, d).await?,
+        None => Session::from_settings(settings)?,
     };
     let found = read_targets(&session.client, std::slice::from_ref(&target), true)
         .await?

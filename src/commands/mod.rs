@@ -1,10 +1,11 @@
 //! One function per subcommand: orchestration only (call the stages in order, hand results to
 //! the printer).
 
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::settings::Settings;
 
 mod apply;
 mod completions;
@@ -16,29 +17,31 @@ mod new;
 mod plan;
 mod render;
 mod rotate;
-mod sandbox;
 mod schema;
 mod secrets;
 mod send;
-mod session;
+mod targets;
 mod verify;
 
-pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let global = cli.global;
-    match cli.command {
-        Command::Plan(args) => plan::run(args, &global, printer).await,
-        Command::Apply(args) => apply::run(args, &global, printer).await,
+pub async fn run(
+    command: Command,
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<ExitStatus, Error> {
+    match command {
+        Command::Plan(args) => plan::run(args, settings, printer).await,
+        Command::Apply(args) => apply::run(args, settings, printer).await,
         Command::Completions(args) => completions::run(args, printer),
-        Command::New(args) => new::run(args, &global, printer),
+        Command::New(args) => new::run(args, settings, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
-        Command::Render(args) => render::run(args, &global, printer),
+        Command::Render(args) => render::run(args, settings, printer),
         Command::Emulator(args) => emulator::run(args, printer).await,
-        Command::Verify(args) => verify::run(args, &global, printer).await,
-        Command::Rotate(args) => rotate::run(args, &global, printer).await,
-        Command::Secrets(args) => secrets::run(args, &global, printer).await,
-        Command::Drift(args) => drift::run(args, &global, printer).await,
-        Command::Export(args) => export::run(args, &global, printer).await,
-        Command::Send(args) => send::run(args, &global, printer).await,
+        Command::Verify(args) => verify::run(args, settings, printer).await,
+        Command::Rotate(args) => rotate::run(args, settings, printer).await,
+        Command::Secrets(args) => secrets::run(args, settings, printer).await,
+        Command::Drift(args) => drift::run(args, settings, printer).await,
+        Command::Export(args) => export::run(args, settings, printer).await,
+        Command::Send(args) => send::run(args, settings, printer).await,
     }
 }

@@ -1,16 +1,17 @@
-//! `entraform new SERVICE`: scaffold `manifests/SERVICE.yaml` (SPEC §3).
+//! `entraform new SERVICE`: scaffold `manifests/SERVICE.yaml` (docs/manifests.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, NewArgs};
+use crate::cli::NewArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::manifest::{self, DEFAULTS_FILE, ManifestError, PortOwner, lower};
 use crate::printer::Printer;
 use crate::scaffold::{self, ScaffoldValues};
+use crate::settings::Settings;
 
 /// `--output json` of `new`.
 #[derive(Debug, Serialize)]
@@ -21,7 +22,7 @@ struct NewOutput {
     proxy_port: u16,
 }
 
-pub fn run(args: NewArgs, global: &GlobalArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+pub fn run(args: NewArgs, settings: &Settings, printer: &Printer) -> Result<ExitStatus, Error> {
     let service = args.service.clone();
     if !lower::is_service_name(&service) {
         let (message, hint) = lower::service_name_problem(&service);
@@ -40,11 +41,11 @@ pub fn run(args: NewArgs, global: &GlobalArgs, printer: &Printer) -> Result<Exit
             ),
         ));
     }
-    let defaults_path = match &global.defaults {
+    let defaults_path = match &settings.defaults {
         Some(p) => p.clone(),
         None => args.dir.join(DEFAULTS_FILE),
     };
-    if global.defaults.is_none() && !defaults_path.exists() {
+    if settings.defaults.is_none() && !defaults_path.exists() {
         return Err(ManifestError::DefaultsNotFound {
             manifest: target,
             looked: defaults_path,
@@ -55,9 +56,9 @@ pub fn run(args: NewArgs, global: &GlobalArgs, printer: &Printer) -> Result<Exit
     let defaults = &loaded.defaults;
     let owners = manifest::scan_dir(&args.dir, &[&defaults_path]);
     let next_free = manifest::next_free_port(&owners, &defaults.ports);
-    let ask = printer.interactive() && !global.yes;
+    let ask = printer.interactive() && !settings.yes;
 
-    let customer = choose_customer(&args, defaults, ask, global.yes)?;
+    let customer = choose_customer(&args, defaults, ask, settings.yes)?;
     let default_display = format!("{} MCP", capitalize(&service));
     let display_name = match &args.display_name {
         Some(n) => n.clone(),
@@ -127,7 +128,7 @@ pub fn run(args: NewArgs, global: &GlobalArgs, printer: &Printer) -> Result<Exit
         }
     })?;
     // The written manifest must load like any other; if it does not, take it back.
-    if let Err(e) = manifest::load_service(&target, global.defaults.as_deref()) {
+    if let Err(e) = manifest::load_service(&target, settings.defaults.as_deref()) {
         let _ = std::fs::remove_file(&target);
         return Err(e.into());
     }
@@ -142,7 +143,7 @@ pub fn run(args: NewArgs, global: &GlobalArgs, printer: &Printer) -> Result<Exit
     } else {
         printer.out(&target.display().to_string());
     }
-    let defaults_flag = global
+    let defaults_flag = settings
         .defaults
         .as_ref()
         .map(|p| format!(" --defaults {}", shell_word(p)))

@@ -1,21 +1,22 @@
 use time::OffsetDateTime;
 
-use crate::cli::{GlobalArgs, PlanArgs};
-use crate::commands::session::{self, Session};
+use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::session::{self, Session};
+use crate::settings::Settings;
 
 pub async fn run(
     args: PlanArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
-    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    let desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     for w in &desired.warnings {
         printer.warn(w);
     }
-    let session = Session::for_service(global, &desired).await?;
+    let session = Session::for_service(settings, &desired).await?;
     let vault = session::open_vault(&desired, &session::manifest_dir(&args.manifest))?;
     let (observed, observation) = session::read_state(&session, &desired, vault).await?;
     for w in &observed.warnings {

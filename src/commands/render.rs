@@ -1,15 +1,16 @@
 //! `entraform render MANIFEST [--out DIR] [--templates DIR] [--merge-customers FILE]
-//! [--merge-cloudflared FILE] [--force]`: the four fragments of SPEC §7, and the in-place merges.
+//! [--merge-cloudflared FILE] [--force]`: the four fragments of docs/render.md, and the in-place merges.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, RenderArgs};
+use crate::cli::RenderArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::render::{self, PLACEHOLDER_CLIENT_ID, merge};
+use crate::settings::Settings;
 
 /// The `--output json` document.
 #[derive(Serialize)]
@@ -33,8 +34,8 @@ struct BlueGreenReport {
     services: Vec<render::McpService>,
 }
 
-pub fn run(args: RenderArgs, global: &GlobalArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+pub fn run(args: RenderArgs, settings: &Settings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     // The manifest's pinned app_id is the client id; apply renders again with the live one.
     let client_id = desired.app_id.as_deref();
     let mut warnings: Vec<String> = desired.warnings.clone();

@@ -20,9 +20,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
-use crate::cli::{GlobalArgs, RotateArgs};
-use crate::commands::secrets::{ErrorInfo, table, targets};
-use crate::commands::session::{self, Session};
+use crate::cli::RotateArgs;
+use crate::commands::targets::{ErrorInfo, targets};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -35,6 +34,8 @@ use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialRef, Due, KeepReason, Kept, PrunePolicy};
 use crate::secret_flow::{self, MintTarget, Minted};
+use crate::session::{self, Session};
+use crate::settings::Settings;
 
 /// How many services `--all` rotates at once (each holds a vault call and a token proof).
 pub const CONCURRENCY: usize = 4;
@@ -86,14 +87,14 @@ struct Options {
 
 pub async fn run(
     args: RotateArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     let single = args.all.is_none();
     let (desired, base) = targets(
         args.manifest.as_deref(),
         args.all.as_deref(),
-        global,
+        settings,
         printer,
     )?;
     let opts = Options {
@@ -109,9 +110,9 @@ pub async fn run(
     // that cannot be reached fails only its own services.
     let wanted = session::tenants_of(&desired);
     let tenants = if single {
-        session::Tenants::connect_all_or_fail(global, wanted).await?
+        session::Tenants::connect_all_or_fail(settings, wanted).await?
     } else {
-        session::Tenants::connect(global, wanted).await?
+        session::Tenants::connect(settings, wanted).await?
     };
     let apps = session::find_apps_by_tenant(&tenants, &desired).await;
 
@@ -128,7 +129,7 @@ pub async fn run(
                 Ok((session, app)) => {
                     rotate_one(&session, &d, Ok(app), &opts, &base, &printer).await
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             (i, d, result)
         });
@@ -383,7 +384,7 @@ async fn rotate_one(
             };
             let minted = secret_flow::mint(&write, &session.auth, Arc::clone(&vault), &target)
                 .await
-                .map_err(|e| prefix(&d.service, e))?;
+                .map_err(|e| prefix(&d.service, e.into()))?;
             creds.push(PasswordCredential {
                 key_id: Some(minted.key_id.clone()),
                 display_name: Some(marker.to_string()),
@@ -411,12 +412,7 @@ async fn rotate_one(
                 None,
                 report.reason.clone(),
             );
-            if let Err(e) = audit::append(&audit_path, &record) {
-                printer.warn(&format!(
-                    "cannot append to the audit log {}: {e}",
-                    audit_path.display()
-                ));
-            }
+            audit::record(&audit_path, &record, |line| printer.warn(line));
             match &view {
                 VaultView::Holds { .. } => {
                     rotation::vault_held(&creds, &view).and_then(|c| c.key_id.clone())
@@ -468,7 +464,7 @@ async fn rotate_one(
             d.service, m.key_id, m.hint
         ));
     }
-    // An interrupted run's orphans go now, overlap or not (SPEC §5: no valid secret the vault
+    // An interrupted run's orphans go now, overlap or not (docs/rotate.md: no valid secret the vault
     // does not hold).
     for o in &orphaned {
         if protected.as_deref() != Some(o.key_id.as_str())
@@ -563,12 +559,7 @@ async fn remove_and_audit(
             Some(&cred),
             detail,
         );
-        if let Err(e) = audit::append(audit_path, &record) {
-            printer.warn(&format!(
-                "cannot append to the audit log {}: {e}",
-                audit_path.display()
-            ));
-        }
+        audit::record(audit_path, &record, |line| printer.warn(line));
         match result {
             Ok(()) => report.pruned.push(cred),
             Err(e) => failures.push(format!("keyId {}: {e}", cred.key_id)),
@@ -682,7 +673,7 @@ fn render_text(reports: &[ServiceRotation]) -> String {
             ]
         })
         .collect();
-    let mut out = table(&headers, &rows);
+    let mut out = crate::printer::table(&headers, &rows);
     for r in reports {
         out.push('\n');
         out.push_str(&format!("{} ({}): {}\n", r.service, r.customer, r.reason));

@@ -4,14 +4,14 @@
 //!
 //! Graph cost: one `$batch` of app look-ups for all services; the vault reads run meanwhile.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{GlobalArgs, SecretsArgs};
-use crate::commands::session;
+use super::targets::{ErrorInfo, targets};
+use crate::cli::SecretsArgs;
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -19,81 +19,8 @@ use crate::graph::wire::Application;
 use crate::plan::VaultView;
 use crate::printer::Printer;
 use crate::rotation::{self, CredentialInfo};
-
-/// The services a command runs on: one manifest, or every manifest of `--all DIR`; plus the
-/// directory relative vault and audit paths are resolved against.
-pub(super) fn targets(
-    manifest: Option<&Path>,
-    all: Option<&Path>,
-    global: &GlobalArgs,
-    printer: &Printer,
-) -> Result<(Vec<Desired>, PathBuf), Error> {
-    let (desired, base) = match (manifest, all) {
-        (_, Some(dir)) => {
-            let desired = crate::manifest::load_all(dir, global.defaults.as_deref())?;
-            if desired.is_empty() {
-                return Err(Error::usage(
-                    format!("{} holds no service manifests", dir.display()),
-                    Some(
-                        "pass the directory holding <service>.yaml files (and defaults.yaml)"
-                            .to_string(),
-                    ),
-                ));
-            }
-            (desired, dir.to_path_buf())
-        }
-        (Some(m), None) => (
-            vec![crate::manifest::load_service(
-                m,
-                global.defaults.as_deref(),
-            )?],
-            session::manifest_dir(m),
-        ),
-        (None, None) => {
-            return Err(Error::usage(
-                "name a manifest or pass --all DIR",
-                None::<String>,
-            ));
-        }
-    };
-    for d in &desired {
-        for w in &d.warnings {
-            printer.warn(&format!("{}: {w}", d.service));
-        }
-    }
-    Ok((desired, base))
-}
-
-/// A plain text table: left-aligned columns two spaces apart, no trailing blanks.
-pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push_str("  ");
-            }
-            out.push_str(cell);
-            if i + 1 < cells.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                out.push_str(&" ".repeat(pad));
-            }
-        }
-        out.trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
-}
+use crate::session;
+use crate::settings::Settings;
 
 /// Where a service stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,40 +61,24 @@ pub struct ServiceSecrets {
     pub error: Option<ErrorInfo>,
 }
 
-/// A failure, for `--output json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorInfo {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl From<&Error> for ErrorInfo {
-    fn from(e: &Error) -> Self {
-        ErrorInfo {
-            message: e.to_string(),
-            hint: e.hint(),
-        }
-    }
-}
-
 pub async fn run(
     args: SecretsArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     let (desired, base) = targets(
         args.manifest.as_deref(),
         args.all.as_deref(),
-        global,
+        settings,
         printer,
     )?;
     // One session per customer tenant, connected in parallel (token + `tid` check) before any
     // vault or Graph read; a tenant that cannot be reached fails only its own services.
     let wanted = session::tenants_of(&desired);
     let tenants = if args.all.is_none() {
-        session::Tenants::connect_all_or_fail(global, wanted).await?
+        session::Tenants::connect_all_or_fail(settings, wanted).await?
     } else {
-        session::Tenants::connect(global, wanted).await?
+        session::Tenants::connect(settings, wanted).await?
     };
     // The vault reads are local: run them while the one Graph round trip is in flight (only
     // for services whose tenant is reachable).
@@ -211,7 +122,7 @@ pub async fn run(
                     None::<String>,
                 )),
             });
-            assess(d, app, view, args.warn_days, now)
+            assess(d, app.map_err(Error::from), view, args.warn_days, now)
         })
         .collect();
 
@@ -415,7 +326,7 @@ fn render_text(services: &[ServiceSecrets], warn_days: u32) -> String {
             ]);
         }
     }
-    let mut out = table(&headers, &rows);
+    let mut out = crate::printer::table(&headers, &rows);
     out.push('\n');
     for s in services {
         let label = match s.health {

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, SendArgs};
-use crate::commands::session;
+use crate::cli::SendArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::secret::Secret;
+use crate::session;
+use crate::settings::Settings;
 use crate::vault::Vault;
 
 /// What `send` did (never the value: the hint is Graph's public 3-character hint).
@@ -48,7 +49,7 @@ fn recipient_problem(to: &str) -> Option<&'static str> {
 
 pub async fn run(
     args: SendArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     if let Some(why) = recipient_problem(&args.to) {
@@ -60,7 +61,7 @@ pub async fn run(
             ),
         ));
     }
-    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    let desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     for w in &desired.warnings {
         printer.warn(w);
     }

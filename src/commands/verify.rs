@@ -8,33 +8,36 @@ use std::path::Path;
 
 use url::Url;
 
-use crate::cli::{GlobalArgs, VerifyArgs};
-use crate::commands::session::{self, Session};
+use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
+use crate::session::{self, Session, SessionError};
+use crate::settings::Settings;
 use crate::verify::entra::{self, Unavailable};
 use crate::verify::{self, VerifyReport, probes};
 
 pub async fn run(
     args: VerifyArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitStatus, Error> {
     // Usage errors first: nothing is read before the flags make sense.
     let base = args.url.as_deref().map(parse_base).transpose()?;
-    let desired = crate::manifest::load_service(&args.manifest, global.defaults.as_deref())?;
+    let desired = crate::manifest::load_service(&args.manifest, settings.defaults.as_deref())?;
     // The customer's tenant, and only that tenant: a token for another tenant ends verify
     // (exit 1) before anything is probed or read. A token that cannot be had at all leaves the
     // Entra half "unavailable", as before, so the HTTP probes still run.
-    let session = match Session::for_desired(global, &desired) {
+    let session = match Session::for_desired(settings, &desired) {
         Ok(s) => match s.connect().await {
             Ok(()) => Ok(s),
-            Err(e @ Error::Graph(crate::graph::GraphError::Tenant(_))) => return Err(e),
-            Err(e) => Err(e),
+            Err(e @ SessionError::Graph(crate::graph::GraphError::Tenant(_))) => {
+                return Err(e.into());
+            }
+            Err(e) => Err(Error::from(e)),
         },
-        Err(e @ Error::Usage { .. }) => return Err(e),
-        Err(e) => Err(e),
+        Err(e @ SessionError::Usage { .. }) => return Err(e.into()),
+        Err(e) => Err(Error::from(e)),
     };
 
     let mut checks = verify::manual_checks(&desired);
@@ -49,7 +52,7 @@ pub async fn run(
     checks.push(verify::tunnel::routing_check(&desired, &routing));
     match &base {
         Some(base) => {
-            let client = probe_client(global.ca_cert.as_deref())?;
+            let client = probe_client(settings.ca_cert.as_deref())?;
             printer.status(&format!(
                 "probing {} (#2–#5)…",
                 base.origin().ascii_serialization()
@@ -93,7 +96,8 @@ async fn entra_half(
                 .to_string()
         }),
     };
-    let vault = session::open_vault(desired, &session::manifest_dir(manifest)).map_err(unavailable);
+    let vault = session::open_vault(desired, &session::manifest_dir(manifest))
+        .map_err(|e| unavailable(e.into()));
     let session = session.map_err(unavailable);
     printer.status(&format!(
         "reading {} in tenant {} and the vault (#11–#13, consent)…",

@@ -2,7 +2,7 @@
 //!
 //! What must differ between two services (their name, host, display name, ids) is replaced by
 //! placeholders on both sides before comparing, so "copy frame byte for byte until the diff is
-//! empty" becomes an exact, field-by-field comparison (SPEC §3). The application's properties
+//! empty" becomes an exact, field-by-field comparison (docs/drift.md). The application's properties
 //! go through [`crate::plan::compare_shapes`], the very comparison the plan uses (with the
 //! reference in place of the desired state); what is not a property of the application (the
 //! service principal, admin consent, application permissions, a valid secret) gets its own rows.
@@ -24,7 +24,7 @@ use crate::graph::wire::{Application, PasswordCredential};
 use crate::plan::{AppShape, FieldChange, ScopeShape, compare_shapes, credential_valid};
 
 pub use read::{MAX_IN_FLIGHT, Target, read_targets};
-pub use reference::{REFERENCE_FORMAT, ReferenceFile, ReferenceSpec};
+pub use reference::{REFERENCE_FORMAT, ReferenceError, ReferenceFile, ReferenceSpec};
 
 /// The service-specific values of one side.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -491,7 +491,7 @@ pub fn compare(
         }
     }
     // A connector app must have no application permissions, whatever the reference has: they
-    // belong to a different app (SPEC §2, the Mail.Send trap).
+    // belong to a different app (the Mail.Send trap: docs/manifests.md).
     let (rp, tp) = (
         app_permissions(&reference.application),
         app_permissions(&this.application),

@@ -11,10 +11,47 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Error;
 use crate::graph::wire::Application;
 
 use super::{GrantSummary, Identity, Related, Snapshot, SpSummary};
+
+/// Why `--reference` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    /// The argument is neither a service name, an appId nor a file (a usage error, exit 2).
+    #[error("--reference `{raw}` is not a service name, an appId or a file")]
+    NotAReference { raw: String },
+    /// The reference file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reference file is not an export nor a Graph application.
+    #[error("{}: {what}", path.display())]
+    BadFile { path: PathBuf, what: String },
+}
+
+impl ReferenceError {
+    /// What the user should do about it (an unreadable file's hint is the I/O one, given by the
+    /// caller's error type).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ReferenceError::NotAReference { .. } => Some(
+                "give the reference's service name (`frame`, read from frame.yaml beside the \
+                 manifest), its application (client) id, or a JSON file from `entraform export`"
+                    .to_string(),
+            ),
+            ReferenceError::Io { .. } => None,
+            ReferenceError::BadFile { .. } => Some(
+                "give a file written by `entraform export MANIFEST|APP_ID --out FILE` (or the \
+                 application JSON of `az ad app show --id APP_ID`)"
+                    .to_string(),
+            ),
+        }
+    }
+}
 
 /// The `format` of a reference file.
 pub const REFERENCE_FORMAT: &str = "entraform.reference/v1";
@@ -48,7 +85,7 @@ fn is_service_name(s: &str) -> bool {
 
 impl ReferenceSpec {
     /// `NAME` (a manifest beside `manifest_dir`), an appId (a GUID), or a file path.
-    pub fn parse(raw: &str, manifest_dir: &Path) -> Result<Self, Error> {
+    pub fn parse(raw: &str, manifest_dir: &Path) -> Result<Self, ReferenceError> {
         let raw = raw.trim();
         if let Ok(id) = uuid::Uuid::parse_str(raw) {
             return Ok(ReferenceSpec::AppId(id.hyphenated().to_string()));
@@ -66,14 +103,9 @@ impl ReferenceSpec {
                 manifest_dir.join(format!("{raw}.yaml")),
             ));
         }
-        Err(Error::usage(
-            format!("--reference `{raw}` is not a service name, an appId or a file"),
-            Some(
-                "give the reference's service name (`frame`, read from frame.yaml beside the \
-                 manifest), its application (client) id, or a JSON file from `entraform export`"
-                    .to_string(),
-            ),
-        ))
+        Err(ReferenceError::NotAReference {
+            raw: raw.to_string(),
+        })
     }
 }
 
@@ -169,17 +201,14 @@ impl ReferenceFile {
 }
 
 /// Read `--reference FILE`: an export, or a plain Graph application JSON.
-pub fn load_file(path: &Path) -> Result<(Snapshot, Identity), Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    let bad = |what: String| {
-        Error::other(
-            format!("{}: {what}", path.display()),
-            Some(
-                "give a file written by `entraform export MANIFEST|APP_ID --out FILE` (or the \
-                 application JSON of `az ad app show --id APP_ID`)"
-                    .to_string(),
-            ),
-        )
+pub fn load_file(path: &Path) -> Result<(Snapshot, Identity), ReferenceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReferenceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |what: String| ReferenceError::BadFile {
+        path: path.to_path_buf(),
+        what,
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     match value.get("format").and_then(Value::as_str) {

@@ -291,7 +291,7 @@ fn reference_spec_parsing() {
         ReferenceSpec::Manifest("other/frame.yaml".into())
     );
     let err = ReferenceSpec::parse("Not A Name", dir).unwrap_err();
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(crate::error::Error::from(err).exit_code(), 2);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! that trusts an extra CA, and [`prove_secret`], the live client-credentials check of a new
 //! client secret.
 //!
-//! Order of credentials (SPEC §3): a client secret from `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/
+//! Order of credentials: a client secret from `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/
 //! `AZURE_CLIENT_SECRET`, else workload identity (`AZURE_FEDERATED_TOKEN_FILE`), else managed
 //! identity, else the developer tools (`az login`, `azd auth login`). Tokens never leave this
 //! module except as an `azure_core` `AccessToken` (whose `Debug` is redacted) handed to the Graph
@@ -25,9 +25,9 @@ use url::Url;
 
 use crate::secret::Secret;
 
-/// The public cloud's login host (SPEC §3 default of `--authority-host`).
+/// The public cloud's login host (the default of `--authority-host`).
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-/// The public cloud's Graph (SPEC §3 default of `--graph-url`).
+/// The public cloud's Graph (the default of `--graph-url`).
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
 /// Where to authenticate and which Graph to call, plus the HTTP client (one connection pool
@@ -61,15 +61,6 @@ impl AuthConfig {
             graph_url: graph_url.into(),
             ca_pem: None,
             http: OnceLock::new(),
-        }
-    }
-
-    /// From the global flags (`--authority-host`, `--graph-url`, `--ca-cert`).
-    pub fn from_global(global: &crate::cli::GlobalArgs) -> Result<Self, AuthError> {
-        let cfg = Self::new(global.authority_host.clone(), global.graph_url.clone());
-        match &global.ca_cert {
-            Some(path) => cfg.with_ca_file(path),
-            None => Ok(cfg),
         }
     }
 
@@ -751,9 +742,10 @@ impl ProveError {
 }
 
 /// Codes that mean "not replicated yet" for a just-created app, service principal or secret
-/// (behavior.md §2, §10). A new SP replicates like any directory object, and until it does the
-/// token endpoint answers AADSTS7000229 ("missing service principal"); callers prove a secret
-/// only once the SP was created (`secret_flow::mint_when_ready`).
+/// (<https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
+/// A new SP replicates like any directory object, and until it does the token endpoint answers
+/// AADSTS7000229 ("missing service principal"); callers prove a secret only once the SP was
+/// created (`secret_flow::mint_when_ready`).
 const REPLICATION_CODES: &[u32] = &[7000215, 700016, 7000229];
 
 /// Prove a client secret works: a client-credentials token request through

@@ -9,11 +9,11 @@ use regex::Regex;
 
 use super::diag::FieldPath;
 use super::model::{DefaultsManifest, PermissionRef, ServiceManifest, VaultChoice};
+use super::vault_decl::{CommandConfig, VaultConfig, env_name_problem};
 use crate::desired::{
     AppSpec, DeploySpec, Desired, GrantResource, GrantSpec, MS_GRAPH_APP_ID, PermissionSpec,
     ResourceAccessSpec, ScopeSpec, SecretSpec, USER_READ_SCOPE_ID, known_graph_permission,
 };
-use crate::vault::{CommandConfig, VaultConfig};
 
 /// Which file a problem is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,7 +581,7 @@ fn check_command(
         }
     }
     for (i, name) in c.env.iter().enumerate() {
-        if let Some(message) = crate::vault::command::env_name_problem(name) {
+        if let Some(message) = env_name_problem(name) {
             push(
                 field.k("env").i(i),
                 message,

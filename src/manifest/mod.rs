@@ -1,8 +1,9 @@
-//! Service manifests and organisation defaults (SPEC §2): strict YAML → [`Desired`].
+//! Service manifests and organisation defaults (docs/manifests.md): strict YAML → [`Desired`].
 //!
 //! - [`model`]: the serde structs mirroring the YAML (unknown fields rejected, JSON Schema).
 //! - [`lower`]: the pure lowering with every derived value.
 //! - [`diag`]: located diagnostics (`file:line:column: field: found; expected …` + caret).
+//! - [`vault_decl`]: the vault declarations (`vault:`, `vaults.<name>:`).
 //!
 //! Cross-manifest rules (a proxy or host port used twice, a service defined twice) are checked
 //! here: by [`load_all`] across a directory and by [`load_service`] against the manifests beside
@@ -11,6 +12,7 @@
 pub mod diag;
 pub mod lower;
 pub mod model;
+pub mod vault_decl;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

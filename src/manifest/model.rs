@@ -1,4 +1,4 @@
-//! The serde structs that mirror the two YAML files exactly (SPEC §2).
+//! The serde structs that mirror the two YAML files exactly (docs/manifests.md).
 //!
 //! Every struct denies unknown fields, so a typo is an error with a location rather than a value
 //! silently ignored. No defaults of the organisation live here: those are in `defaults.yaml`; the
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::vault::VaultConfig;
+use super::vault_decl::VaultConfig;
 
 /// `manifests/defaults.yaml`: organisation-wide values every service manifest inherits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -17,23 +17,8 @@ use crate::graph::wire::{
     ApiApplication, Application, ImplicitGrantSettings, OAuth2PermissionGrant, PasswordCredential,
     PermissionScope, RequiredResourceAccess, ResourceAccess, ServicePrincipal, WebApplication,
 };
+pub use crate::vault_view::{VaultView, vault_credential};
 pub use shape::{AppShape, ScopeShape};
-
-/// What the vault says about this service's secret (read before planning).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
-pub enum VaultView {
-    /// The vault holds a secret; its first three characters match Graph's `hint`.
-    Holds { hint: String },
-    /// Nothing stored at the vault path.
-    Empty,
-    /// The backend cannot read back (a `command` vault without `get`).
-    Unreadable,
-    /// The read failed in a way that may only mean "no such entry" (a `get` that failed, no
-    /// missing-entry rule declared): apply and rotate take it as holding nothing usable and
-    /// write a new secret, but remove nothing on its account.
-    Unknown,
-}
 
 /// The live state the plan is computed against.
 #[derive(Debug, Clone, Default)]
@@ -591,20 +576,6 @@ fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {
 /// Whether a credential is currently valid.
 pub fn credential_valid(c: &PasswordCredential, now: OffsetDateTime) -> bool {
     parse_time(&c.end_date_time).is_none_or(|end| end > now)
-}
-
-/// The credential the vault's secret belongs to (by hint; the newest if several share it).
-pub fn vault_credential<'a>(
-    creds: &'a [PasswordCredential],
-    vault: &VaultView,
-) -> Option<&'a PasswordCredential> {
-    let VaultView::Holds { hint } = vault else {
-        return None;
-    };
-    creds
-        .iter()
-        .filter(|c| c.hint.as_deref() == Some(hint.as_str()))
-        .max_by_key(|c| parse_time(&c.start_date_time))
 }
 
 /// Build the plan. Pure: same inputs, same plan (except fresh scope ids).

@@ -1,4 +1,4 @@
-//! Vault backends (SPEC §5): where the client secret lives. The secret reaches a backend only as
+//! Vault backends (docs/manifests.md, "Vaults"): where the client secret lives. The secret reaches a backend only as
 //! a [`Secret`] and leaves it only as one.
 //!
 //! [`open`] turns a [`VaultConfig`] into a backend; [`store_verified`] is the one way apply and
@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::secret::{Secret, SecretShapeError, check_shape};
 
@@ -19,34 +19,11 @@ pub mod file;
 pub mod keyring;
 pub mod redact;
 
+pub use crate::manifest::vault_decl::VaultConfig;
 pub use command::{CommandConfig, CommandVault, MissingRule, Preset};
 pub use dotenv::DotenvVault;
 pub use file::FileVault;
 pub use keyring::{KeyringStore, KeyringVault};
-
-/// `vault:` in defaults.yaml or a service manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
-pub enum VaultConfig {
-    /// The OS keychain (Secret Service on Linux, keyutils where none runs).
-    Keyring {
-        /// Keyring service name; the entry's user is the vault path.
-        #[serde(default = "default_keyring_service")]
-        service: String,
-    },
-    /// External commands (`pass`, `secret-tool`, `axe secret`, …); `{path}` is replaced by the
-    /// vault path. The secret goes on stdin. Declared only in defaults.yaml (trusted
-    /// configuration): a service manifest chooses a declaration by name.
-    Command(CommandConfig),
-    /// Upsert `KEY=value` (KEY = the secret env name) in a `.env` file, mode 0600.
-    Dotenv { path: PathBuf },
-    /// A 0600 JSON store keyed by vault path (used by `--sandbox`).
-    File { path: PathBuf },
-}
-
-fn default_keyring_service() -> String {
-    "entraform".into()
-}
 
 /// Which step of storing a secret failed (for apply's rollback message and `--output json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -18,7 +18,9 @@ use crate::vault::Vault;
 use super::Check;
 
 /// How long #13's token request may retry (a secret rotated moments ago takes a few seconds to
-/// work, behavior.md §10); a wrong secret fails after this.
+/// work:
+/// <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>);
+/// a wrong secret fails after this.
 pub const PROVE_DEADLINE: Duration = Duration::from_secs(8);
 
 const T_TOKEN_VERSION: &str = "app manifest: access token version 2";
@@ -368,7 +370,7 @@ pub async fn entra_checks(
         let url = graph
             .as_ref()
             .map(|(_, auth)| {
-                crate::apply::admin_consent_url(&auth.authority_host, desired, &app_id)
+                crate::desired::admin_consent_url(&auth.authority_host, desired, &app_id)
             })
             .unwrap_or_default();
         Check::fail(

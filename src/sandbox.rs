@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::commands::session::Session;
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::graph::AuthConfig;
 use crate::printer::Printer;
+use crate::session::Session;
 use crate::vault::VaultConfig;
 use entraform_emulator::{EmulatorConfig, RunningEmulator};
 
@@ -99,8 +99,7 @@ fn seed_docs(
     let mut apps = Vec::new();
     let mut reference_doc = None;
     if let Some(reference) = &desired.reference {
-        let path =
-            crate::commands::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
+        let path = crate::session::manifest_dir(manifest).join(format!("{reference}.yaml"));
         match crate::manifest::load_service(&path, defaults) {
             Ok(r) if r.service != desired.service => {
                 printer.status(&format!(
@@ -130,7 +129,7 @@ fn seed_docs(
         apps.push(hand_made_app_json(desired, pinned));
     }
     // The sandbox tenant verifies the customer host's parent domain, so v1 apps made by hand
-    // may carry https App ID URIs on it (behavior.md §3.4).
+    // may carry https App ID URIs on it (<https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions>).
     let parent = desired
         .host
         .split_once('.')

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::GlobalArgs;
 use crate::desired::Desired;
 use crate::drift::{Snapshot, Target, read_targets};
-use crate::error::Error;
 use crate::graph::wire::Application;
 use crate::graph::{
     AuthConfig, ExpectedTenant, GraphClient, GraphError, OperatorCredential, Stats,
@@ -16,7 +14,47 @@ use crate::graph::{
 use crate::observed::{FoundBy, Observed, find_apps, observe};
 use crate::plan::{Observation, VaultView};
 use crate::secret::Secret;
-use crate::vault::Vault;
+use crate::settings::Settings;
+use crate::vault::{Vault, VaultError};
+
+/// Why a session, a look-up or a vault read could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The flags cannot work (plain `http` to a remote host): a usage error, exit 2.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A tenant's connection or look-up failed (the message names the tenant).
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl SessionError {
+    pub fn failed(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        SessionError::Failed {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SessionError::Usage { hint, .. } | SessionError::Failed { hint, .. } => hint.clone(),
+            SessionError::Graph(e) => e.hint(),
+            SessionError::Vault(e) => e.hint(),
+        }
+    }
+}
 
 /// An authenticated Graph connection.
 pub struct Session {
@@ -25,22 +63,22 @@ pub struct Session {
 }
 
 impl Session {
-    /// From the global flags and the environment (`azure_identity`'s chain), in the
+    /// From the settings and the environment (`azure_identity`'s chain), in the
     /// credential's own tenant: only for a command that names no customer (`export APP_ID`).
-    pub fn from_global(global: &GlobalArgs) -> Result<Self, Error> {
-        let auth = auth_config(global)?;
+    pub fn from_settings(settings: &Settings) -> Result<Self, SessionError> {
+        let auth = auth_config(settings)?;
         let client = GraphClient::from_auth(&auth)?;
         Ok(Session { auth, client })
     }
 
     /// The operator's credential asked for tokens in `tenant` (the customer's, from
     /// `defaults.yaml`), and a client that refuses any token whose `tid` is another tenant.
-    pub fn for_tenant(global: &GlobalArgs, tenant: ExpectedTenant) -> Result<Self, Error> {
-        Self::for_tenant_with(auth_config(global)?, tenant)
+    pub fn for_tenant(settings: &Settings, tenant: ExpectedTenant) -> Result<Self, SessionError> {
+        Self::for_tenant_with(auth_config(settings)?, tenant)
     }
 
     /// [`Session::for_tenant`] over a given configuration (and its connection pool).
-    fn for_tenant_with(auth: AuthConfig, tenant: ExpectedTenant) -> Result<Self, Error> {
+    fn for_tenant_with(auth: AuthConfig, tenant: ExpectedTenant) -> Result<Self, SessionError> {
         let credential =
             OperatorCredential::for_tenant(&auth, &tenant.tenant_id).map_err(GraphError::from)?;
         let client =
@@ -51,20 +89,20 @@ impl Session {
     /// [`Session::for_tenant`] for one service's customer, connected: the token is obtained and
     /// its tenant checked before this returns, so a wrong tenant ends the command before any
     /// Graph request, vault read or write.
-    pub async fn for_service(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
-        let session = Self::for_desired(global, desired)?;
+    pub async fn for_service(settings: &Settings, desired: &Desired) -> Result<Self, SessionError> {
+        let session = Self::for_desired(settings, desired)?;
         session.connect().await?;
         Ok(session)
     }
 
     /// [`Session::for_tenant`] for one service's customer, not yet connected.
-    pub fn for_desired(global: &GlobalArgs, desired: &Desired) -> Result<Self, Error> {
-        Self::for_tenant(global, expected_of(std::slice::from_ref(desired)))
+    pub fn for_desired(settings: &Settings, desired: &Desired) -> Result<Self, SessionError> {
+        Self::for_tenant(settings, expected_of(std::slice::from_ref(desired)))
     }
 
     /// Get the first token and check its tenant (the token request is the only request).
-    pub async fn connect(&self) -> Result<(), Error> {
-        self.client.connect().await.map_err(Error::from)
+    pub async fn connect(&self) -> Result<(), SessionError> {
+        self.client.connect().await.map_err(SessionError::from)
     }
 
     /// With an explicit client-secret operator (the sandbox's emulator principal).
@@ -73,7 +111,7 @@ impl Session {
         tenant: &str,
         client_id: &str,
         secret: &Secret,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SessionError> {
         let credential = OperatorCredential::from_env_with(&auth, |k| match k {
             "AZURE_TENANT_ID" => Some(tenant.to_string()),
             "AZURE_CLIENT_ID" => Some(client_id.to_string()),
@@ -87,21 +125,24 @@ impl Session {
     }
 }
 
-/// The global flags' Graph and login addresses; plain `http` to anything but this machine is a
+/// The settings' Graph and login addresses; plain `http` to anything but this machine is a
 /// usage error (exit 2), since the token (and at login the secret) would travel in clear.
-fn auth_config(global: &GlobalArgs) -> Result<AuthConfig, Error> {
+fn auth_config(settings: &Settings) -> Result<AuthConfig, SessionError> {
     for (flag, raw) in [
-        ("--graph-url", &global.graph_url),
-        ("--authority-host", &global.authority_host),
+        ("--graph-url", &settings.graph_url),
+        ("--authority-host", &settings.authority_host),
     ] {
         if let Ok(url) = url::Url::parse(raw)
             && let Err(crate::graph::AuthError::Config { message, hint }) =
                 crate::graph::auth::plain_http_only_on_loopback(flag, &url)
         {
-            return Err(Error::usage(message, Some(hint)));
+            return Err(SessionError::Usage {
+                message,
+                hint: Some(hint),
+            });
         }
     }
-    Ok(AuthConfig::from_global(global).map_err(GraphError::from)?)
+    Ok(settings.auth_config().map_err(GraphError::from)?)
 }
 
 /// The tenant of these services (all of one tenant) with their customers named.
@@ -149,7 +190,7 @@ pub struct TenantFailure {
 }
 
 impl TenantFailure {
-    fn new(tenant: &ExpectedTenant, err: &Error) -> Self {
+    fn new(tenant: &ExpectedTenant, err: &SessionError) -> Self {
         let customers = if tenant.customers.is_empty() {
             String::new()
         } else {
@@ -162,8 +203,8 @@ impl TenantFailure {
     }
 
     /// The error one service of the tenant reports.
-    pub fn to_error(&self) -> Error {
-        Error::other(self.message.clone(), self.hint.clone())
+    pub fn to_error(&self) -> SessionError {
+        SessionError::failed(self.message.clone(), self.hint.clone())
     }
 }
 
@@ -177,25 +218,28 @@ impl Tenants {
     /// concurrently. A tenant that cannot be reached is recorded, not fatal: only its own
     /// services fail. Configuration errors (flags, CA file) are the same for every tenant and
     /// end the command.
-    pub async fn connect(global: &GlobalArgs, wanted: Vec<ExpectedTenant>) -> Result<Self, Error> {
-        Self::connect_with(global, wanted, false).await
+    pub async fn connect(
+        settings: &Settings,
+        wanted: Vec<ExpectedTenant>,
+    ) -> Result<Self, SessionError> {
+        Self::connect_with(settings, wanted, false).await
     }
 
     /// [`Tenants::connect`] for a run on one manifest: any tenant that cannot be reached ends
     /// the command with its own typed error (the same error, kind and hint as for one session).
     pub async fn connect_all_or_fail(
-        global: &GlobalArgs,
+        settings: &Settings,
         wanted: Vec<ExpectedTenant>,
-    ) -> Result<Self, Error> {
-        Self::connect_with(global, wanted, true).await
+    ) -> Result<Self, SessionError> {
+        Self::connect_with(settings, wanted, true).await
     }
 
     async fn connect_with(
-        global: &GlobalArgs,
+        settings: &Settings,
         wanted: Vec<ExpectedTenant>,
         strict: bool,
-    ) -> Result<Self, Error> {
-        let base = auth_config(global)?;
+    ) -> Result<Self, SessionError> {
+        let base = auth_config(settings)?;
         let mut set = tokio::task::JoinSet::new();
         for expected in wanted {
             let key = expected.tenant_id.to_ascii_lowercase();
@@ -212,7 +256,7 @@ impl Tenants {
         let mut sessions = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
             let (key, result) = joined.map_err(|e| {
-                Error::other(
+                SessionError::failed(
                     format!("a tenant connection did not finish: {e}"),
                     None::<String>,
                 )
@@ -275,7 +319,7 @@ impl Tenants {
 pub type Found = (Option<Application>, Option<FoundBy>);
 
 /// One service's look-up, with the session of its tenant.
-pub type FoundIn = Result<(Arc<Session>, Found), Error>;
+pub type FoundIn = Result<(Arc<Session>, Found), SessionError>;
 
 /// The app of every service, each tenant's look-ups in its own `$batch` under its own
 /// session, tenants in parallel. A failed tenant (or its failed batch) fails only its services.
@@ -290,10 +334,13 @@ pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<
                 Ok(session) => match find_apps(&session.client, &group).await {
                     Ok(per) => per
                         .into_iter()
-                        .map(|r| r.map(|f| (Arc::clone(&session), f)).map_err(Error::from))
+                        .map(|r| {
+                            r.map(|f| (Arc::clone(&session), f))
+                                .map_err(SessionError::from)
+                        })
                         .collect(),
                     Err(e) => {
-                        let f = TenantFailure::new(&expected_of(&group), &Error::from(e));
+                        let f = TenantFailure::new(&expected_of(&group), &SessionError::from(e));
                         group.iter().map(|_| Err(f.to_error())).collect()
                     }
                 },
@@ -301,7 +348,20 @@ pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<
             (idx, results)
         });
     }
-    let mut out: Vec<Option<FoundIn>> = (0..desired.len()).map(|_| None).collect();
+    in_order(set, desired.len(), "the tenant's look-up did not finish").await
+}
+
+/// One tenant's task: the indices of the services it covered, and their results.
+type TenantResults<T> = (Vec<usize>, Vec<Result<T, SessionError>>);
+
+/// The per-tenant results of `set` put back in the order of the services (each task returns
+/// the indices it covered and their results); a slot no task filled fails with `unfinished`.
+async fn in_order<T: 'static>(
+    mut set: tokio::task::JoinSet<TenantResults<T>>,
+    len: usize,
+    unfinished: &'static str,
+) -> Vec<Result<T, SessionError>> {
+    let mut out: Vec<Option<Result<T, SessionError>>> = (0..len).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((idx, results)) = joined {
             for (i, r) in idx.into_iter().zip(results) {
@@ -310,14 +370,7 @@ pub async fn find_apps_by_tenant(tenants: &Tenants, desired: &[Desired]) -> Vec<
         }
     }
     out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::other(
-                    "the tenant's look-up did not finish",
-                    None::<String>,
-                ))
-            })
-        })
+        .map(|r| r.unwrap_or_else(|| Err(SessionError::failed(unfinished, None::<String>))))
         .collect()
 }
 
@@ -330,7 +383,7 @@ pub fn manifest_dir(manifest: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, Error> {
+pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, SessionError> {
     Ok(Arc::from(crate::vault::open(
         &desired.vault,
         base_dir,
@@ -339,7 +392,7 @@ pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, 
 }
 
 /// What the vault holds, by hint (the value is dropped at once).
-pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, Error> {
+pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, SessionError> {
     if !vault.can_read() {
         return Ok(VaultView::Unreadable);
     }
@@ -360,7 +413,7 @@ pub async fn vault_view(vault: Arc<dyn Vault>, path: &str) -> Result<VaultView, 
 pub async fn vault_view_before_mint(
     vault: Arc<dyn Vault>,
     path: &str,
-) -> Result<(VaultView, Option<String>), Error> {
+) -> Result<(VaultView, Option<String>), SessionError> {
     if !vault.can_read() {
         return Ok((VaultView::Unreadable, None));
     }
@@ -391,7 +444,7 @@ pub async fn read_state(
     session: &Session,
     desired: &Desired,
     vault: Arc<dyn Vault>,
-) -> Result<(Observed, Observation), Error> {
+) -> Result<(Observed, Observation), SessionError> {
     let (observed, view) = tokio::join!(
         observe(&session.client, desired),
         vault_view_before_mint(vault, &desired.secret.vault_path)
@@ -411,7 +464,7 @@ pub async fn read_targets_by_tenant(
     targets: &[Target],
     tenant_of: &[String],
     related: bool,
-) -> Vec<Result<Option<Snapshot>, Error>> {
+) -> Vec<Result<Option<Snapshot>, SessionError>> {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, t) in tenant_of.iter().enumerate() {
         let key = t.to_ascii_lowercase();
@@ -425,10 +478,13 @@ pub async fn read_targets_by_tenant(
         let group: Vec<Target> = idx.iter().map(|&i| targets[i].clone()).collect();
         let session = tenants.get(&key);
         set.spawn(async move {
-            let results: Vec<Result<Option<Snapshot>, Error>> = match session {
+            let results: Vec<Result<Option<Snapshot>, SessionError>> = match session {
                 Err(f) => group.iter().map(|_| Err(f.to_error())).collect(),
                 Ok(session) => match read_targets(&session.client, &group, related).await {
-                    Ok(per) => per.into_iter().map(|r| r.map_err(Error::from)).collect(),
+                    Ok(per) => per
+                        .into_iter()
+                        .map(|r| r.map_err(SessionError::from))
+                        .collect(),
                     Err(e) => {
                         let f = TenantFailure {
                             message: format!("tenant {key}: {e}"),
@@ -441,23 +497,5 @@ pub async fn read_targets_by_tenant(
             (idx, results)
         });
     }
-    let mut out: Vec<Option<Result<Option<Snapshot>, Error>>> =
-        (0..targets.len()).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        if let Ok((idx, results)) = joined {
-            for (i, r) in idx.into_iter().zip(results) {
-                out[i] = Some(r);
-            }
-        }
-    }
-    out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::other(
-                    "the tenant's read did not finish",
-                    None::<String>,
-                ))
-            })
-        })
-        .collect()
+    in_order(set, targets.len(), "the tenant's read did not finish").await
 }
