@@ -7,6 +7,7 @@ use entraform::emulator::{Faults, RequestRecord};
 use serde_json::{Value, json};
 
 use crate::support::fixture::{Fixture, applied_frame_and_hive, differing, row};
+use crate::support::trips::{self, graph_only};
 use crate::support::{GRAPH_APP_ID, HOST, USER_READ};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,27 +200,10 @@ fn seed_app(service: &str, display: &str) -> Value {
     })
 }
 
-/// Sequential round trips to Graph: requests whose [start, start + duration] intervals overlap
-/// form one round trip (token requests to the login path are not counted).
+/// (Graph requests, round trips) of a log.
 fn round_trips(log: &[RequestRecord]) -> (usize, usize) {
-    let mut spans: Vec<(f64, f64)> = log
-        .iter()
-        .filter(|r| r.path.starts_with("/v1.0"))
-        .map(|r| (r.start_ms, r.start_ms + r.duration_ms))
-        .collect();
-    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let requests = spans.len();
-    let mut clusters = 0;
-    let mut end = f64::NEG_INFINITY;
-    for (s, e) in spans {
-        if s > end {
-            clusters += 1;
-            end = e;
-        } else {
-            end = end.max(e);
-        }
-    }
-    (requests, clusters)
+    let graph = graph_only(log);
+    (graph.len(), trips::round_trips(&graph).len())
 }
 
 fn spans(log: &[RequestRecord]) -> Vec<(u64, f64, f64)> {

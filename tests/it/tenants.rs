@@ -9,7 +9,7 @@ use crate::support::harness;
 use std::time::Instant;
 
 use entraform::emulator::{EmulatorConfig, Faults, RequestRecord};
-use harness::{Harness, Operator, sequential_depth, writes};
+use harness::{Harness, Operator, graph_only as graph, sequential_depth, writes};
 use serde_json::Value;
 
 /// The repo's tenant (customer axe) and two more.
@@ -26,13 +26,6 @@ fn token_requests(log: &[RequestRecord]) -> Vec<String> {
     log.iter()
         .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
         .map(|r| r.path.clone())
-        .collect()
-}
-
-fn graph(log: &[RequestRecord]) -> Vec<RequestRecord> {
-    log.iter()
-        .filter(|r| r.path.starts_with("/v1.0"))
-        .cloned()
         .collect()
 }
 

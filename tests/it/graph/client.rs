@@ -6,6 +6,7 @@
 use super::support;
 use crate::support::HOST;
 use crate::support::common;
+use crate::support::trips::{self, graph_only};
 
 use support::{auth, client, credential, emulator};
 
@@ -43,28 +44,12 @@ fn hand_made(service: &str) -> serde_json::Value {
 
 /// Graph requests in the log (token requests and controls left out).
 fn graph_requests(emu: &RunningEmulator) -> Vec<RequestRecord> {
-    emu.requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/v1.0"))
-        .collect()
+    graph_only(&emu.requests())
 }
 
-/// Sequential waves: a request that starts after every earlier one has finished opens a new
-/// round trip (concurrent requests share one).
+/// How many round trips the requests took.
 fn round_trips(log: &[RequestRecord]) -> usize {
-    let mut sorted: Vec<&RequestRecord> = log.iter().collect();
-    sorted.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-    let mut waves = 0;
-    let mut wave_end = f64::NEG_INFINITY;
-    for r in sorted {
-        if r.start_ms >= wave_end {
-            waves += 1;
-            wave_end = r.start_ms + r.duration_ms;
-        } else {
-            wave_end = wave_end.max(r.start_ms + r.duration_ms);
-        }
-    }
-    waves
+    trips::round_trips(log).len()
 }
 
 #[tokio::test]

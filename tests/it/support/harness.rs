@@ -5,6 +5,7 @@
 //! stderr with `RUST_LOG=trace`, and every file under the temp dir except the vault store
 //! itself).
 
+pub use crate::support::trips::{graph_only, round_trips, sequential_depth};
 pub use crate::support::{DOMAIN, GRAPH_APP_ID, USER_READ};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -447,55 +448,8 @@ impl Harness {
 
     /// Graph requests of the log (the login endpoint's token requests left out).
     pub fn graph_requests(&self) -> Vec<RequestRecord> {
-        self.emu
-            .requests()
-            .into_iter()
-            .filter(|r| r.path.starts_with("/v1.0/"))
-            .collect()
+        graph_only(&self.emu.requests())
     }
-}
-
-/// Sequential round trips: requests whose [start, start + duration] intervals overlap form one
-/// cluster (they were in flight together); each cluster is one round trip.
-pub fn round_trips(requests: &[RequestRecord]) -> Vec<Vec<RequestRecord>> {
-    let mut sorted = requests.to_vec();
-    sorted.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-    let mut clusters: Vec<Vec<RequestRecord>> = Vec::new();
-    let mut end = f64::MIN;
-    for r in sorted {
-        let r_end = r.start_ms + r.duration_ms;
-        match clusters.last_mut() {
-            Some(c) if r.start_ms <= end => {
-                end = end.max(r_end);
-                c.push(r);
-            }
-            _ => {
-                end = r_end;
-                clusters.push(vec![r]);
-            }
-        }
-    }
-    clusters
-}
-
-/// Sequential round trips: the longest chain of requests in which each starts only after the
-/// previous one ended — the waits a caller cannot avoid. Concurrent requests add nothing, even
-/// when one of them spans several steps of another chain (which merges interval clusters).
-pub fn sequential_depth(requests: &[RequestRecord]) -> usize {
-    let mut sorted = requests.to_vec();
-    sorted.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-    let mut depth: Vec<usize> = Vec::with_capacity(sorted.len());
-    for (i, r) in sorted.iter().enumerate() {
-        let before = sorted[..i]
-            .iter()
-            .zip(&depth)
-            .filter(|(q, _)| q.start_ms + q.duration_ms <= r.start_ms)
-            .map(|(_, d)| *d)
-            .max()
-            .unwrap_or(0);
-        depth.push(before + 1);
-    }
-    depth.into_iter().max().unwrap_or(0)
 }
 
 /// Writes among requests (inner `$batch` requests counted one by one).

@@ -5,6 +5,7 @@ pub mod common;
 pub mod fixture;
 pub mod harness;
 pub mod reliability;
+pub mod trips;
 pub mod world;
 
 /// Microsoft Graph's appId (the resource of `User.Read`).
