@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use entraform::emulator::{EmulatorConfig, RunningEmulator, start};
 use serde_json::Value;
 
+use crate::support::bin::Bin;
+
 pub struct Out {
     pub code: i32,
     pub stdout: String,
@@ -104,35 +106,14 @@ impl Fixture {
     /// Run the binary in the fixture's directory; `credentials: false` runs it with no Azure
     /// credential at all (and no developer tools on PATH).
     pub async fn run_with(&self, args: &[&str], credentials: bool) -> Out {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
-        cmd.current_dir(self.dir.path()).args(args);
-        for k in [
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "AZURE_AUTHORITY_HOST",
-            "IDENTITY_ENDPOINT",
-            "MSI_ENDPOINT",
-            "ENTRAFORM_GRAPH_URL",
-            "ENTRAFORM_CA_CERT",
-            "ENTRAFORM_DEFAULTS",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(k);
-        }
-        cmd.env("AZURE_AUTHORITY_HOST", self.emu.authority_host())
-            .env("ENTRAFORM_GRAPH_URL", self.emu.graph_url())
-            .env("ENTRAFORM_CA_CERT", self.path("ca.pem"));
-        if credentials {
-            cmd.env("AZURE_TENANT_ID", self.emu.tenant_id())
-                .env("AZURE_CLIENT_ID", self.emu.operator_client_id())
-                .env("AZURE_CLIENT_SECRET", self.emu.operator_secret().expose());
+        let bin = Bin::new(&self.emu, &self.path("ca.pem"), self.dir.path(), args);
+        let mut cmd = if credentials {
+            bin.full_operator(&self.emu).command()
         } else {
             let empty = self.path("empty-bin");
             std::fs::create_dir_all(&empty).unwrap();
-            cmd.env("PATH", empty).env("HOME", self.path("home"));
-        }
+            bin.env("PATH", empty).command()
+        };
         let out = cmd.output().await.expect("binary runs");
         let out = Out {
             code: out.status.code().unwrap_or(-1),

@@ -5,10 +5,10 @@
 //! stderr with `RUST_LOG=trace`, and every file under the temp dir except the vault store
 //! itself).
 
+use crate::support::bin::Bin;
 pub use crate::support::trips::{graph_only, round_trips, sequential_depth};
 pub use crate::support::{DOMAIN, GRAPH_APP_ID, USER_READ};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use entraform::emulator::{EmulatorConfig, Faults, RequestRecord, RunningEmulator, start};
 use entraform::secret::Secret;
@@ -296,25 +296,10 @@ impl Harness {
                 (p.client_id.clone(), p.secret())
             }
         };
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
-        cmd.args(args)
-            .current_dir(self.root())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.root().join("home"))
-            .env("USER", "tester")
-            .env("RUST_LOG", "trace")
-            .env("NO_COLOR", "1")
-            .env("AZURE_AUTHORITY_HOST", self.emu.authority_host())
-            .env("ENTRAFORM_GRAPH_URL", self.emu.graph_url())
-            .env("ENTRAFORM_CA_CERT", self.root().join("ca.pem"))
-            .env("AZURE_TENANT_ID", self.emu.tenant_id())
-            .env("AZURE_CLIENT_ID", client_id)
-            .env("AZURE_CLIENT_SECRET", secret.expose())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = Bin::new(&self.emu, &self.root().join("ca.pem"), self.root(), args)
+            .operator(&self.emu, &client_id, secret.expose())
+            .trace()
+            .command();
         // The keyring test needs the private D-Bus session of scripts/test.sh.
         for key in [
             "DBUS_SESSION_BUS_ADDRESS",

@@ -1,6 +1,7 @@
 //! What more than one module of the test binary uses, and the one copy of the constants the
 //! tests share.
 
+pub mod bin;
 pub mod common;
 pub mod fixture;
 pub mod harness;

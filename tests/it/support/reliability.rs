@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
 
 use entraform::emulator::RunningEmulator;
 use entraform::secret::Secret;
+
+use crate::support::bin::Bin;
 
 /// The shortest run of a secret that counts as a leak: a truncated or wrapped secret still is.
 pub const LEAK_WINDOW: usize = 12;
@@ -22,27 +23,11 @@ pub fn command(
     args: &[&str],
 ) -> tokio::process::Command {
     std::fs::create_dir_all(tmp).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entraform"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", cwd.join("home"))
-        .env("USER", "tester")
+    Bin::new(emu, ca, cwd, args)
+        .full_operator(emu)
+        .trace()
         .env("TMPDIR", tmp)
-        .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
-        .env("AZURE_AUTHORITY_HOST", emu.authority_host())
-        .env("ENTRAFORM_GRAPH_URL", emu.graph_url())
-        .env("ENTRAFORM_CA_CERT", ca)
-        .env("AZURE_TENANT_ID", emu.tenant_id())
-        .env("AZURE_CLIENT_ID", emu.operator_client_id())
-        .env("AZURE_CLIENT_SECRET", emu.operator_secret().expose())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+        .command()
 }
 
 /// Finds any [`LEAK_WINDOW`]-byte run of any known secret, and anything shaped like an Entra

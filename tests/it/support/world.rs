@@ -2,7 +2,7 @@
 //! hand-made apps, a temp manifests directory (the repo's defaults with a vault inside the temp
 //! dir), the binary pointed at both, token checks, and the secret scan.
 
-pub use crate::support::{BIN, BLUEPRINT_APP_ID, FRAME_APP_ID, GRAPH_SCOPE, HIVE_APP_ID};
+pub use crate::support::{BLUEPRINT_APP_ID, FRAME_APP_ID, GRAPH_SCOPE, HIVE_APP_ID};
 use std::path::{Path, PathBuf};
 
 use entraform::emulator::{EmulatorConfig, RunningEmulator, start};
@@ -11,6 +11,8 @@ use entraform::vault::{FileVault, Vault};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use time::OffsetDateTime;
+
+use crate::support::bin::Bin;
 use time::format_description::well_known::Rfc3339;
 
 /// A client-secret-shaped value (the 40–50 band, Entra's alphabet), distinct per `tag`.
@@ -206,31 +208,9 @@ impl World {
 
     /// Run the binary in the temp dir against the emulator: (exit code, stdout, stderr).
     pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = tokio::process::Command::new(BIN);
-        for k in [
-            "AZURE_AUTHORITY_HOST",
-            "ENTRAFORM_GRAPH_URL",
-            "ENTRAFORM_CA_CERT",
-            "ENTRAFORM_DEFAULTS",
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "IDENTITY_ENDPOINT",
-            "MSI_ENDPOINT",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(k);
-        }
-        let out = cmd
-            .current_dir(self.dir.path())
-            .env("AZURE_AUTHORITY_HOST", self.emu.authority_host())
-            .env("ENTRAFORM_GRAPH_URL", self.emu.graph_url())
-            .env("ENTRAFORM_CA_CERT", &self.ca)
-            .env("AZURE_TENANT_ID", self.emu.tenant_id())
-            .env("AZURE_CLIENT_ID", self.emu.operator_client_id())
-            .env("AZURE_CLIENT_SECRET", self.emu.operator_secret().expose())
-            .args(args)
+        let out = Bin::new(&self.emu, &self.ca, self.dir.path(), args)
+            .full_operator(&self.emu)
+            .command()
             .output()
             .await
             .expect("run entraform");
