@@ -8,7 +8,7 @@
 //! empty, a `hint:` for everything but clap's own usage errors, and nothing on stdout.
 
 use crate::support::reliability;
-use crate::support::{DOMAIN, HIVE};
+use crate::support::{DOMAIN, HIVE, copy_dir, repo};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,23 +17,6 @@ use entraform::emulator::{EmulatorConfig, Faults, RunningEmulator, start};
 use regex::Regex;
 
 const DOC: &str = "docs/bad-inputs.md";
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// One row of the table.
 struct Row {

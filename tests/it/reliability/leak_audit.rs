@@ -16,7 +16,7 @@
 #![allow(clippy::print_stderr)]
 
 use crate::support::reliability;
-use crate::support::{DOMAIN, TENANT_B};
+use crate::support::{DOMAIN, TENANT_B, copy_dir, repo};
 
 use std::ops::Not;
 use std::path::{Path, PathBuf};
@@ -48,23 +48,6 @@ fn realchoice_in_b(manifests: &Path) {
         "service: ledger\ncustomer: realchoice\nproxy_port: 3161\nreference: frame\n",
     )
     .unwrap();
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Replace the `vault:` block of the temp defaults (it ends at the next blank line).

@@ -6,6 +6,8 @@
 //! itself).
 
 use crate::support::bin::Bin;
+use crate::support::copy_dir;
+pub use crate::support::files_under;
 pub use crate::support::trips::{graph_only, round_trips, sequential_depth};
 pub use crate::support::{DOMAIN, GRAPH_APP_ID, USER_READ};
 use std::path::{Path, PathBuf};
@@ -95,36 +97,6 @@ impl Run {
         );
         self
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Every file below `dir` (recursively).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => out.extend(files_under(&path)),
-            Ok(t) if t.is_file() => out.push(path),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Replace the `vault:` block of a defaults file (it ends at the next blank line).

@@ -9,6 +9,7 @@ use entraform::emulator::RunningEmulator;
 use entraform::secret::Secret;
 
 use crate::support::bin::Bin;
+pub use crate::support::files_under;
 
 /// The shortest run of a secret that counts as a leak: a truncated or wrapped secret still is.
 pub const LEAK_WINDOW: usize = 12;
@@ -126,22 +127,4 @@ impl Scanner {
         }
         out
     }
-}
-
-/// Every file below `dir` (recursively), sorted.
-pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => out.extend(files_under(&path)),
-            Ok(t) if t.is_file() => out.push(path),
-            _ => {}
-        }
-    }
-    out.sort();
-    out
 }
