@@ -1,0 +1,7 @@
+//! The emulator: its CLI, its Graph routes, its login endpoints, several tenants.
+
+mod cli;
+mod graph;
+mod login;
+mod support;
+mod tenants;

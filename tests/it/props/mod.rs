@@ -1,0 +1,4 @@
+//! Property tests: drift and the tunnel-config merge (docs/RELIABILITY.md).
+
+mod drift;
+mod merge;
