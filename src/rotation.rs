@@ -356,7 +356,18 @@ pub fn select_prunable(
         removed.push(c);
         plan.remove.push(CredentialRef::of(c, marker));
     }
-    // Never leave zero valid credentials: put back the newest valid one removed.
+    keep_last_valid(&mut plan, creds, &removed, marker, now);
+    plan
+}
+
+/// Never leave zero valid credentials: put back the newest valid one of those `removed`.
+fn keep_last_valid(
+    plan: &mut PrunePlan,
+    creds: &[PasswordCredential],
+    removed: &[&PasswordCredential],
+    marker: &str,
+    now: OffsetDateTime,
+) {
     let remaining_valid = creds
         .iter()
         .filter(|c| is_valid(c, now) && !removed.iter().any(|r| r.key_id == c.key_id))
@@ -374,7 +385,6 @@ pub fn select_prunable(
             reason: KeepReason::LastValid,
         });
     }
-    plan
 }
 
 /// `rotate --prune-old`: remove every credential entraform made except the one the vault holds
@@ -403,23 +413,7 @@ pub fn select_prune_old(
             plan.remove.push(CredentialRef::of(c, marker));
         }
     }
-    let remaining_valid = creds
-        .iter()
-        .filter(|c| is_valid(c, now) && !removed.iter().any(|r| r.key_id == c.key_id))
-        .count();
-    if remaining_valid == 0
-        && let Some(back) = removed
-            .iter()
-            .filter(|c| is_valid(c, now))
-            .max_by_key(|c| start_of(c))
-    {
-        let key = back.key_id.clone().unwrap_or_default();
-        plan.remove.retain(|r| r.key_id != key);
-        plan.keep.push(Kept {
-            credential: CredentialRef::of(back, marker),
-            reason: KeepReason::LastValid,
-        });
-    }
+    keep_last_valid(&mut plan, creds, &removed, marker, now);
     plan
 }
 
