@@ -9,7 +9,7 @@ use super::*;
 use crate::desired::Desired;
 use crate::render::cloudflared::{self, Config, LAST_RULE_NOT_CATCH_ALL};
 use crate::render::yaml::scalar;
-use crate::render::{RenderError, ingress_rules};
+use crate::render::{IngressRule, RenderError, ingress_rules};
 
 /// The pure half of [`merge_cloudflared`]: the merged text of a tunnel config.
 ///
@@ -55,7 +55,7 @@ pub fn merge_cloudflared_text(
     let wanted = ingress_rules(desired);
     let mut missing = Vec::new();
     // The service's rules already in the file (same hostname and path), with their indices.
-    let mut present: Vec<(&crate::render::IngressRule, usize)> = Vec::new();
+    let mut present: Vec<(&IngressRule, usize)> = Vec::new();
     for rule in &wanted {
         let found = config
             .rules
@@ -116,109 +116,7 @@ pub fn merge_cloudflared_text(
     }
 
     if !missing.is_empty() {
-        // The first other rule that could catch a URL of the new rules; the catch-all always
-        // can, so there is one.
-        let first_overlap = old_rules
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !present.iter().any(|(_, p)| p == i))
-            .find(|(_, r)| may_overlap(r, &missing))
-            .map_or(old_rules.len() - 1, |(i, _)| i);
-        // Next to the service's rules that are already there (an upgrade adds the health rule
-        // to the group), when that is still above the first rule that could catch them.
-        let (at, joins_group) = match present.iter().map(|(_, i)| *i).max() {
-            Some(last) if last < first_overlap => (last + 1, true),
-            _ => (first_overlap, false),
-        };
-        let index = at.to_string();
-        let Some(item) = p.exact(&["ingress", index.as_str()])? else {
-            return Err(p.shape(None, format!("cannot locate ingress rule #{}", at + 1)));
-        };
-        let item_at = item.location.byte_span.0;
-        let content_col = item.location.point_span.0.1;
-        // The dash of the item (usually on the same line as its first key).
-        let dash = text[..item_at].rfind('-').unwrap_or(item_at);
-        let mut line_start = text[..dash].rfind('\n').map_or(0, |i| i + 1);
-        let dash_col = dash - line_start;
-        // Keep a comment that sits right above that rule with it.
-        while line_start > 0 {
-            let prev_start = text[..line_start - 1].rfind('\n').map_or(0, |i| i + 1);
-            if text[prev_start..line_start].trim_start().starts_with('#') {
-                line_start = prev_start;
-            } else {
-                break;
-            }
-        }
-        let mut block = String::new();
-        if !joins_group {
-            block.push_str(&format!(
-                "{}# {} MCP (added by entraform)\n",
-                " ".repeat(dash_col),
-                desired.service
-            ));
-        }
-        for rule in &missing {
-            let pad = " ".repeat(content_col);
-            block.push_str(&format!(
-                "{}-{}hostname: {}\n{pad}path: {}\n{pad}service: {}\n",
-                " ".repeat(dash_col),
-                " ".repeat(content_col.saturating_sub(dash_col + 1).max(1)),
-                scalar(&rule.hostname),
-                scalar(&rule.path),
-                scalar(&rule.service)
-            ));
-            p.actions.push(format!(
-                "added ingress rule {} {} -> {}",
-                rule.hostname, rule.path, rule.service
-            ));
-        }
-        let before = &old_rules[at];
-        let catch_all =
-            (before.hostname.is_empty() || before.hostname == "*") && before.path.is_none();
-        if !joins_group && !catch_all {
-            p.actions.push(format!(
-                "placed before ingress rule #{} ({}), the first rule that could match their URLs",
-                at + 1,
-                describe_rule(&before.hostname, before.path.as_ref(), &before.service)
-            ));
-        }
-        // Path rules of other apps that routed one of the service's URLs elsewhere: the
-        // operator should know those URLs change hands. (A hostname-wide rule is the main app
-        // behind its own proxy: that the service's paths go to the service is the point.)
-        for (i, r) in old_rules.iter().enumerate().skip(at) {
-            if present.iter().any(|(_, p)| *p == i) || r.path.is_none() {
-                continue;
-            }
-            let claimed: Vec<&str> = missing
-                .iter()
-                .filter(|w| {
-                    cloudflared::split_url(&w.probe_url).is_ok_and(|(host, path)| {
-                        cloudflared::match_rule(&old_rules, &w.probe_url).ok() == Some(i)
-                            && cloudflared::rule_matches(r, &host, &path)
-                    })
-                })
-                .map(|w| w.probe_url.as_str())
-                .collect();
-            if !claimed.is_empty() && r.service != missing[0].service {
-                p.warnings.push(format!(
-                    "ingress rule #{} ({}) routed {} until now; the service's rules above it take {} now",
-                    i + 1,
-                    describe_rule(&r.hostname, r.path.as_ref(), &r.service),
-                    claimed.join(", "),
-                    if claimed.len() == 1 { "it" } else { "them" }
-                ));
-            }
-        }
-        p.insert(line_start, false, block);
-        if let Some(Value::Sequence(items)) = p.expected_at_mut(&["ingress"]) {
-            for (offset, rule) in missing.iter().enumerate() {
-                let mut m = Mapping::new();
-                m.insert("hostname".into(), rule.hostname.clone().into());
-                m.insert("path".into(), rule.path.clone().into());
-                m.insert("service".into(), rule.service.clone().into());
-                items.insert(at + offset, Value::Mapping(m));
-            }
-        }
+        insert_missing(&mut p, text, desired, &old_rules, &present, &missing)?;
     }
 
     let crlf = text.contains("\r\n");
@@ -231,13 +129,140 @@ pub fn merge_cloudflared_text(
     })
 }
 
+/// Insert the service's missing rules as one group right above the first other rule that could
+/// catch one of their URLs (or next to the service's rules already there).
+fn insert_missing(
+    p: &mut Planner<'_>,
+    text: &str,
+    desired: &Desired,
+    old_rules: &[cloudflared::Rule],
+    present: &[(&IngressRule, usize)],
+    missing: &[&IngressRule],
+) -> Result<(), RenderError> {
+    // The first other rule that could catch a URL of the new rules; the catch-all always
+    // can, so there is one.
+    let first_overlap = old_rules
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !present.iter().any(|(_, p)| p == i))
+        .find(|(_, r)| may_overlap(r, missing))
+        .map_or(old_rules.len() - 1, |(i, _)| i);
+    // Next to the service's rules that are already there (an upgrade adds the health rule
+    // to the group), when that is still above the first rule that could catch them.
+    let (at, joins_group) = match present.iter().map(|(_, i)| *i).max() {
+        Some(last) if last < first_overlap => (last + 1, true),
+        _ => (first_overlap, false),
+    };
+    let index = at.to_string();
+    let Some(item) = p.exact(&["ingress", index.as_str()])? else {
+        return Err(p.shape(None, format!("cannot locate ingress rule #{}", at + 1)));
+    };
+    let item_at = item.location.byte_span.0;
+    let content_col = item.location.point_span.0.1;
+    // The dash of the item (usually on the same line as its first key).
+    let dash = text[..item_at].rfind('-').unwrap_or(item_at);
+    let mut line_start = text[..dash].rfind('\n').map_or(0, |i| i + 1);
+    let dash_col = dash - line_start;
+    // Keep a comment that sits right above that rule with it.
+    while line_start > 0 {
+        let prev_start = text[..line_start - 1].rfind('\n').map_or(0, |i| i + 1);
+        if text[prev_start..line_start].trim_start().starts_with('#') {
+            line_start = prev_start;
+        } else {
+            break;
+        }
+    }
+    let mut block = String::new();
+    if !joins_group {
+        block.push_str(&format!(
+            "{}# {} MCP (added by entraform)\n",
+            " ".repeat(dash_col),
+            desired.service
+        ));
+    }
+    for rule in missing {
+        let pad = " ".repeat(content_col);
+        block.push_str(&format!(
+            "{}-{}hostname: {}\n{pad}path: {}\n{pad}service: {}\n",
+            " ".repeat(dash_col),
+            " ".repeat(content_col.saturating_sub(dash_col + 1).max(1)),
+            scalar(&rule.hostname),
+            scalar(&rule.path),
+            scalar(&rule.service)
+        ));
+        p.actions.push(format!(
+            "added ingress rule {} {} -> {}",
+            rule.hostname, rule.path, rule.service
+        ));
+    }
+    let before = &old_rules[at];
+    let catch_all = (before.hostname.is_empty() || before.hostname == "*") && before.path.is_none();
+    if !joins_group && !catch_all {
+        p.actions.push(format!(
+            "placed before ingress rule #{} ({}), the first rule that could match their URLs",
+            at + 1,
+            describe_rule(&before.hostname, before.path.as_ref(), &before.service)
+        ));
+    }
+    warn_taken_over(p, old_rules, present, missing, at);
+    p.insert(line_start, false, block);
+    if let Some(Value::Sequence(items)) = p.expected_at_mut(&["ingress"]) {
+        for (offset, rule) in missing.iter().enumerate() {
+            let mut m = Mapping::new();
+            m.insert("hostname".into(), rule.hostname.clone().into());
+            m.insert("path".into(), rule.path.clone().into());
+            m.insert("service".into(), rule.service.clone().into());
+            items.insert(at + offset, Value::Mapping(m));
+        }
+    }
+    Ok(())
+}
+
+/// Warn about the path rules of other apps at or below `at` that routed one of the new rules'
+/// URLs until now.
+fn warn_taken_over(
+    p: &mut Planner<'_>,
+    old_rules: &[cloudflared::Rule],
+    present: &[(&IngressRule, usize)],
+    missing: &[&IngressRule],
+    at: usize,
+) {
+    // Path rules of other apps that routed one of the service's URLs elsewhere: the
+    // operator should know those URLs change hands. (A hostname-wide rule is the main app
+    // behind its own proxy: that the service's paths go to the service is the point.)
+    for (i, r) in old_rules.iter().enumerate().skip(at) {
+        if present.iter().any(|(_, p)| *p == i) || r.path.is_none() {
+            continue;
+        }
+        let claimed: Vec<&str> = missing
+            .iter()
+            .filter(|w| {
+                cloudflared::split_url(&w.probe_url).is_ok_and(|(host, path)| {
+                    cloudflared::match_rule(old_rules, &w.probe_url).ok() == Some(i)
+                        && cloudflared::rule_matches(r, &host, &path)
+                })
+            })
+            .map(|w| w.probe_url.as_str())
+            .collect();
+        if !claimed.is_empty() && r.service != missing[0].service {
+            p.warnings.push(format!(
+                "ingress rule #{} ({}) routed {} until now; the service's rules above it take {} now",
+                i + 1,
+                describe_rule(&r.hostname, r.path.as_ref(), &r.service),
+                claimed.join(", "),
+                if claimed.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+}
+
 /// The service's rule #`own` (0-based) is not reached for `url`: rule #`hit` catches it first.
 pub(super) fn dead_rule(
     path: &Path,
     config: &Config,
     hit: usize,
     own: usize,
-    rule: &crate::render::IngressRule,
+    rule: &IngressRule,
     url: &str,
 ) -> RenderError {
     let other = &config.rules[hit];
@@ -276,10 +301,7 @@ pub(super) fn describe_rule(hostname: &str, path: Option<&regex::Regex>, service
 /// certain: another hostname, or an anchored path whose literal start rules the new paths out
 /// (`^/frame/mcp…` next to `^/blueprint/mcp…`). Anything else counts as an overlap, so the new
 /// rules go above it.
-pub(super) fn may_overlap(
-    existing: &cloudflared::Rule,
-    new: &[&crate::render::IngressRule],
-) -> bool {
+pub(super) fn may_overlap(existing: &cloudflared::Rule, new: &[&IngressRule]) -> bool {
     new.iter().any(|w| {
         if !cloudflared::host_matches(&existing.hostname, &w.hostname) {
             return false;
@@ -299,10 +321,7 @@ pub(super) fn may_overlap(
 /// URLs to compare the routing before and after a merge with: every host the rules name (a
 /// wildcard filled in, plus one no rule names) × the paths their regexes start with, with a few
 /// endings, and the service's own probe paths.
-pub(super) fn sample_urls(
-    rules: &[cloudflared::Rule],
-    wanted: &[crate::render::IngressRule],
-) -> Vec<String> {
+pub(super) fn sample_urls(rules: &[cloudflared::Rule], wanted: &[IngressRule]) -> Vec<String> {
     let mut hosts: Vec<String> = vec!["unlisted.example.com".into()];
     let mut prefixes: Vec<String> = vec![String::new()];
     let mut add_host = |h: &str| {
@@ -359,7 +378,7 @@ pub(super) fn sample_urls(
 pub(super) fn check_routing(
     text: &str,
     path: &Path,
-    wanted: &[crate::render::IngressRule],
+    wanted: &[IngressRule],
     old_rules: &[cloudflared::Rule],
 ) -> Result<(), RenderError> {
     let self_check = |message: String| RenderError::SelfCheck {

@@ -8,7 +8,9 @@ use super::engine::*;
 use super::*;
 use crate::desired::Desired;
 use crate::render::yaml::{double_quoted, scalar};
-use crate::render::{PLACEHOLDER_CLIENT_ID, RenderError, check_client_id, customers_entry};
+use crate::render::{
+    CustomersEntry, PLACEHOLDER_CLIENT_ID, RenderError, check_client_id, customers_entry,
+};
 
 /// The pure half of [`merge_customers`]: the merged text of a customers.yaml.
 pub fn merge_customers_text(
@@ -82,57 +84,7 @@ pub fn merge_customers_text(
         ]))
     })?;
     if app_exists {
-        let field = |f: &'static str| -> Vec<&str> {
-            let mut v = app_path.to_vec();
-            v.push(f);
-            v
-        };
-        let client_path = field("client_id");
-        match (p.expected_at(&client_path).cloned(), client_id) {
-            (None, Some(id)) => p.add_entry(&app_path, "client_id", &Node::dq(id))?,
-            (Some(Value::Null), Some(id)) => {
-                p.replace_value(&client_path, &Node::dq(id))?;
-                p.actions.push(format!("filled in {}", dotted(&client_path)));
-            }
-            (None, None) => p.warnings.push(format!(
-                "{} has no client_id and the client id is not known yet: run `entraform apply MANIFEST` or pin `app_id:`",
-                dotted(&app_path)
-            )),
-            (Some(Value::String(s)), None) if s == PLACEHOLDER_CLIENT_ID => {
-                p.warnings.push(format!(
-                    "{} is still the placeholder {PLACEHOLDER_CLIENT_ID:?}: run `entraform apply MANIFEST` or pin `app_id:`",
-                    dotted(&client_path)
-                ));
-            }
-            // Unknown here, known in the file: keep it.
-            (Some(_), None) => {}
-            (Some(Value::String(s)), Some(id)) if s == PLACEHOLDER_CLIENT_ID => {
-                p.replace_value(&client_path, &Node::dq(id))?;
-                p.actions
-                    .push(format!("filled in {} (was the placeholder)", dotted(&client_path)));
-            }
-            (Some(existing), Some(id)) => {
-                if existing.as_str() != Some(id) {
-                    p.differs(&client_path, &existing, &Node::dq(id), force)?;
-                }
-            }
-        }
-        p.reconcile_scalar(
-            &field("application_id_uri"),
-            &Node::dq(&entry.application_id_uri),
-            force,
-        )?;
-        let scopes_path = field("scopes");
-        match p.expected_at(&scopes_path).cloned() {
-            None => p.add_entry(&app_path, "scopes", &scopes)?,
-            Some(existing) if existing == scopes.value() => {}
-            Some(existing) => p.differs(&scopes_path, &existing, &scopes, force)?,
-        }
-        p.reconcile_scalar(
-            &field("client_secret_env"),
-            &Node::dq(&entry.client_secret_env),
-            force,
-        )?;
+        merge_app_entry(&mut p, &entry, &app_path, &scopes, client_id, force)?;
     }
 
     // services.<service>
@@ -144,71 +96,7 @@ pub fn merge_customers_text(
         ]))
     })?;
     if svc_exists {
-        p.reconcile_scalar(
-            &["services", entry.service.as_str(), "env_file"],
-            &Node::dq(&entry.env_file),
-            force,
-        )?;
-        let secrets_path = ["services", entry.service.as_str(), "secrets"];
-        match p.expected_at(&secrets_path).cloned() {
-            None => p.add_entry(&svc_path, "secrets", &Node::Seq(vec![secret_item.clone()]))?,
-            Some(Value::Null) => {
-                p.fill_empty_value(&secrets_path, &Node::Seq(vec![secret_item.clone()]))?;
-                p.actions.push(format!(
-                    "added {} to {}",
-                    entry.secret.env,
-                    dotted(&secrets_path)
-                ));
-            }
-            Some(Value::Sequence(items)) => {
-                let found = items.iter().position(|item| {
-                    item.get("env").and_then(Value::as_str) == Some(entry.secret.env.as_str())
-                });
-                match found {
-                    None => {
-                        p.append_item(&secrets_path, &secret_item)?;
-                        p.actions.push(format!(
-                            "added {} to {}",
-                            entry.secret.env,
-                            dotted(&secrets_path)
-                        ));
-                    }
-                    Some(i) => {
-                        let index = i.to_string();
-                        let item_path = [
-                            "services",
-                            entry.service.as_str(),
-                            "secrets",
-                            index.as_str(),
-                        ];
-                        let fields = [
-                            ("vault", Node::dq(&entry.secret.vault)),
-                            (
-                                "rotation_external",
-                                Node::auto(&entry.secret.rotation_external),
-                            ),
-                        ];
-                        for (key, wanted) in &fields {
-                            let mut parts = item_path.to_vec();
-                            parts.push(key);
-                            // A missing field is added (nothing is overridden); a different one
-                            // is a conflict.
-                            p.reconcile_scalar(&parts, wanted, force)?;
-                        }
-                    }
-                }
-            }
-            Some(other) => {
-                return Err(p.shape(
-                    p.key_offset(&secrets_path),
-                    format!(
-                        "`{}` must be a list of {{ env, vault, rotation_external }} items, found {}",
-                        dotted(&secrets_path),
-                        show(&other)
-                    ),
-                ));
-            }
-        }
+        merge_service_entry(&mut p, &entry, &svc_path, &secret_item, force)?;
     }
 
     let crlf = text.contains("\r\n");
@@ -218,6 +106,147 @@ pub fn merge_customers_text(
         actions,
         warnings,
     })
+}
+
+/// An existing `azure_apps.<customer>.<service>_mcp`: its client id filled in or checked, the
+/// other fields added where missing and checked where present.
+fn merge_app_entry(
+    p: &mut Planner<'_>,
+    entry: &CustomersEntry,
+    app_path: &[&str],
+    scopes: &Node,
+    client_id: Option<&str>,
+    force: bool,
+) -> Result<(), RenderError> {
+    let field = |f: &'static str| -> Vec<&str> {
+        let mut v = app_path.to_vec();
+        v.push(f);
+        v
+    };
+    let client_path = field("client_id");
+    match (p.expected_at(&client_path).cloned(), client_id) {
+        (None, Some(id)) => p.add_entry(app_path, "client_id", &Node::dq(id))?,
+        (Some(Value::Null), Some(id)) => {
+            p.replace_value(&client_path, &Node::dq(id))?;
+            p.actions.push(format!("filled in {}", dotted(&client_path)));
+        }
+        (None, None) => p.warnings.push(format!(
+            "{} has no client_id and the client id is not known yet: run `entraform apply MANIFEST` or pin `app_id:`",
+            dotted(app_path)
+        )),
+        (Some(Value::String(s)), None) if s == PLACEHOLDER_CLIENT_ID => {
+            p.warnings.push(format!(
+                "{} is still the placeholder {PLACEHOLDER_CLIENT_ID:?}: run `entraform apply MANIFEST` or pin `app_id:`",
+                dotted(&client_path)
+            ));
+        }
+        // Unknown here, known in the file: keep it.
+        (Some(_), None) => {}
+        (Some(Value::String(s)), Some(id)) if s == PLACEHOLDER_CLIENT_ID => {
+            p.replace_value(&client_path, &Node::dq(id))?;
+            p.actions
+                .push(format!("filled in {} (was the placeholder)", dotted(&client_path)));
+        }
+        (Some(existing), Some(id)) => {
+            if existing.as_str() != Some(id) {
+                p.differs(&client_path, &existing, &Node::dq(id), force)?;
+            }
+        }
+    }
+    p.reconcile_scalar(
+        &field("application_id_uri"),
+        &Node::dq(&entry.application_id_uri),
+        force,
+    )?;
+    let scopes_path = field("scopes");
+    match p.expected_at(&scopes_path).cloned() {
+        None => p.add_entry(app_path, "scopes", scopes)?,
+        Some(existing) if existing == scopes.value() => {}
+        Some(existing) => p.differs(&scopes_path, &existing, scopes, force)?,
+    }
+    p.reconcile_scalar(
+        &field("client_secret_env"),
+        &Node::dq(&entry.client_secret_env),
+        force,
+    )?;
+    Ok(())
+}
+
+/// An existing `services.<service>`: its env file checked, the secret added to `secrets:` or
+/// checked there.
+fn merge_service_entry(
+    p: &mut Planner<'_>,
+    entry: &CustomersEntry,
+    svc_path: &[&str],
+    secret_item: &Node,
+    force: bool,
+) -> Result<(), RenderError> {
+    p.reconcile_scalar(
+        &["services", entry.service.as_str(), "env_file"],
+        &Node::dq(&entry.env_file),
+        force,
+    )?;
+    let secrets_path = ["services", entry.service.as_str(), "secrets"];
+    match p.expected_at(&secrets_path).cloned() {
+        None => p.add_entry(svc_path, "secrets", &Node::Seq(vec![secret_item.clone()]))?,
+        Some(Value::Null) => {
+            p.fill_empty_value(&secrets_path, &Node::Seq(vec![secret_item.clone()]))?;
+            p.actions.push(format!(
+                "added {} to {}",
+                entry.secret.env,
+                dotted(&secrets_path)
+            ));
+        }
+        Some(Value::Sequence(items)) => {
+            let found = items.iter().position(|item| {
+                item.get("env").and_then(Value::as_str) == Some(entry.secret.env.as_str())
+            });
+            match found {
+                None => {
+                    p.append_item(&secrets_path, secret_item)?;
+                    p.actions.push(format!(
+                        "added {} to {}",
+                        entry.secret.env,
+                        dotted(&secrets_path)
+                    ));
+                }
+                Some(i) => {
+                    let index = i.to_string();
+                    let item_path = [
+                        "services",
+                        entry.service.as_str(),
+                        "secrets",
+                        index.as_str(),
+                    ];
+                    let fields = [
+                        ("vault", Node::dq(&entry.secret.vault)),
+                        (
+                            "rotation_external",
+                            Node::auto(&entry.secret.rotation_external),
+                        ),
+                    ];
+                    for (key, wanted) in &fields {
+                        let mut parts = item_path.to_vec();
+                        parts.push(key);
+                        // A missing field is added (nothing is overridden); a different one
+                        // is a conflict.
+                        p.reconcile_scalar(&parts, wanted, force)?;
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(p.shape(
+                p.key_offset(&secrets_path),
+                format!(
+                    "`{}` must be a list of {{ env, vault, rotation_external }} items, found {}",
+                    dotted(&secrets_path),
+                    show(&other)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Make sure the mapping at `parts` exists. When a prefix is missing, the rest of the path is

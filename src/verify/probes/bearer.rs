@@ -29,28 +29,7 @@ impl<'a> Target<'a> {
             self.expected_resource_metadata()
         );
         if seen.status != StatusCode::UNAUTHORIZED || seen.redirect.is_some() {
-            let specific = match seen.status.as_u16() {
-                200..=299 => Some(format!(
-                    "the MCP endpoint answers without a token: the JWT auth middleware must guard \
-                     `/{}/mcp` (seed §4.2 ⑤)",
-                    self.service()
-                )),
-                403 => Some(format!(
-                    "answer a missing token with 401, not 403: {header_fix}"
-                )),
-                404 => Some(format!(
-                    "the endpoint is not routed: `Mount(\"/{svc}\", app=mcp_app)` (seed §4.2 ④) \
-                     and the tunnel rule `^/{svc}/mcp(/.*)?$` (entraform render)",
-                    svc = self.service()
-                )),
-                _ => None,
-            };
-            return Check::fail(
-                id,
-                title,
-                seen.summary(),
-                self.fix_for(&seen, specific, "401"),
-            );
+            return self.not_refused(&seen, &header_fix);
         }
         let values: Vec<String> = seen
             .headers
@@ -110,6 +89,39 @@ impl<'a> Target<'a> {
             "{} {} → 401, WWW-Authenticate: {shown}",
             seen.method, seen.url
         );
+        self.follow_resource_metadata(&metadata_url, head).await
+    }
+
+    /// #4 when the answer was not a plain 401.
+    fn not_refused(&self, seen: &Seen, header_fix: &str) -> Check {
+        let (id, title) = ("#4", TITLE_NO_BEARER);
+        let specific = match seen.status.as_u16() {
+            200..=299 => Some(format!(
+                "the MCP endpoint answers without a token: the JWT auth middleware must guard \
+                 `/{}/mcp` (seed §4.2 ⑤)",
+                self.service()
+            )),
+            403 => Some(format!(
+                "answer a missing token with 401, not 403: {header_fix}"
+            )),
+            404 => Some(format!(
+                "the endpoint is not routed: `Mount(\"/{svc}\", app=mcp_app)` (seed §4.2 ④) \
+                 and the tunnel rule `^/{svc}/mcp(/.*)?$` (entraform render)",
+                svc = self.service()
+            )),
+            _ => None,
+        };
+        Check::fail(
+            id,
+            title,
+            seen.summary(),
+            self.fix_for(seen, specific, "401"),
+        )
+    }
+
+    /// The rest of #4: the URL `resource_metadata` names must serve the metadata document.
+    async fn follow_resource_metadata(&self, metadata_url: &Url, head: String) -> Check {
+        let (id, title) = ("#4", TITLE_NO_BEARER);
         let mut point_fix = format!(
             "point resource_metadata at a public, routed path: `{}` (seed §4.2 ②)",
             self.expected_resource_metadata()
@@ -124,7 +136,7 @@ impl<'a> Target<'a> {
                 self.endpoint.scheme()
             );
         }
-        match self.metadata(&metadata_url).await {
+        match self.metadata(metadata_url).await {
             Metadata::Valid { seen: doc, notes } => Check::pass(
                 id,
                 title,
