@@ -277,33 +277,27 @@ pub fn compare_shapes(want: &AppShape, have: &AppShape) -> Vec<FieldComparison> 
             same,
         });
     };
-    push(
-        1,
-        "displayName",
-        want.display_name == have.display_name,
-        have.display_name.clone(),
-        want.display_name.clone(),
-    );
-    push(
-        1,
-        "signInAudience",
-        want.sign_in_audience == have.sign_in_audience,
-        have.sign_in_audience.clone(),
-        want.sign_in_audience.clone(),
-    );
-    push(
-        2,
-        "identifierUris",
-        want.identifier_uris == have.identifier_uris,
-        show_set(&have.identifier_uris),
-        show_set(&want.identifier_uris),
-    );
-    push(
+    // One row per plain field: equal or not, both sides shown with `$show`.
+    macro_rules! field {
+        ($step:expr, $name:expr, $field:ident, $show:expr) => {
+            push(
+                $step,
+                $name,
+                want.$field == have.$field,
+                $show(&have.$field),
+                $show(&want.$field),
+            )
+        };
+    }
+    field!(1, "displayName", display_name, String::clone);
+    field!(1, "signInAudience", sign_in_audience, String::clone);
+    field!(2, "identifierUris", identifier_uris, show_set);
+    let version = "api.requestedAccessTokenVersion";
+    field!(
         3,
-        "api.requestedAccessTokenVersion",
-        want.requested_access_token_version == have.requested_access_token_version,
-        have.requested_access_token_version.to_string(),
-        want.requested_access_token_version.to_string(),
+        version,
+        requested_access_token_version,
+        ToString::to_string
     );
     let values: BTreeSet<&String> = want
         .scopes
@@ -361,33 +355,18 @@ pub fn compare_shapes(want: &AppShape, have: &AppShape) -> Vec<FieldComparison> 
             (None, None) => {}
         }
     }
-    push(
-        5,
-        "web.redirectUris",
-        want.redirect_uris == have.redirect_uris,
-        show_set(&have.redirect_uris),
-        show_set(&want.redirect_uris),
-    );
-    push(
-        6,
-        "requiredResourceAccess",
-        want.required_resource_access == have.required_resource_access,
-        show_rra(&have.required_resource_access),
-        show_rra(&want.required_resource_access),
-    );
-    push(
+    field!(5, "web.redirectUris", redirect_uris, show_set);
+    let rra = "requiredResourceAccess";
+    field!(6, rra, required_resource_access, show_rra);
+    let grants = "web.implicitGrantSettings";
+    let id_tokens = format!("{grants}.enableIdTokenIssuance");
+    field!(7, &id_tokens, enable_id_token_issuance, ToString::to_string);
+    let access_tokens = format!("{grants}.enableAccessTokenIssuance");
+    field!(
         7,
-        "web.implicitGrantSettings.enableIdTokenIssuance",
-        want.enable_id_token_issuance == have.enable_id_token_issuance,
-        have.enable_id_token_issuance.to_string(),
-        want.enable_id_token_issuance.to_string(),
-    );
-    push(
-        7,
-        "web.implicitGrantSettings.enableAccessTokenIssuance",
-        want.enable_access_token_issuance == have.enable_access_token_issuance,
-        have.enable_access_token_issuance.to_string(),
-        want.enable_access_token_issuance.to_string(),
+        &access_tokens,
+        enable_access_token_issuance,
+        ToString::to_string
     );
     out
 }
