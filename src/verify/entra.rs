@@ -19,7 +19,7 @@ use crate::vault::Vault;
 use super::Check;
 
 /// How long #13's token request may retry (a secret rotated moments ago takes a few seconds to
-/// work, behavior.md §10); a wrong secret fails after this.
+/// work while it replicates; docs/RELIABILITY.md); a wrong secret fails after this.
 pub const PROVE_DEADLINE: Duration = Duration::from_secs(8);
 
 const T_TOKEN_VERSION: &str = "app manifest: access token version 2";
