@@ -126,18 +126,7 @@ async fn converge(
         }
     }
     if plan.has_changes() && printer.interactive() && !settings.yes && !args.sandbox {
-        let go = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Apply {} write(s) to tenant {}?",
-                plan.actions.len(),
-                desired.tenant_id
-            ))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot prompt: {e}"), Some("pass --yes".into())))?;
-        if !go {
-            return Err(Error::usage("apply cancelled; nothing was written", None));
-        }
+        confirm(&plan, desired)?;
     }
 
     let progress = |r: &StepResult| {
@@ -179,29 +168,114 @@ async fn converge(
         }
     } else {
         printer.status("No changes: zero writes.");
-        crate::apply::ApplyReport {
-            service: desired.service.clone(),
-            app_id: plan.app_id.clone().unwrap_or_default(),
-            app_object_id: plan.app_object_id.clone().unwrap_or_default(),
-            writes: 0,
-            steps: plan
-                .steps
-                .iter()
-                .map(|s| StepResult {
-                    number: s.number,
-                    title: s.title,
-                    result: s.status.label(),
-                    detail: crate::apply::step_detail(&s.status),
-                })
-                .collect(),
-            secret: None,
-            removed_credentials: Vec::new(),
-            admin_consent_url: None,
-            app: None,
-        }
+        unchanged_report(desired, &plan)
     };
     let apply_stats = session.client.stats();
 
+    audit_apply(desired, &plan, &report, &audit_path, printer);
+
+    // The fragments, with the real client id.
+    let out = args.out.clone().unwrap_or(default_out);
+    let fragments =
+        crate::render::render_all(desired, Some(&report.app_id), args.templates.as_deref())?;
+    let written = crate::render::write_fragments(&out, &fragments)?;
+
+    // The drift check: the reference was read with `observe`; our app is what the create
+    // returned, the observed app when nothing was written, else read again.
+    let drift = drift_check(
+        session,
+        desired,
+        &plan,
+        &observed,
+        &report,
+        reference.as_ref(),
+        reference_app,
+        printer,
+    )
+    .await;
+
+    let converged = !report.steps.iter().any(|s| s.result == "blocked");
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "ok": true,
+            "changed": plan.has_changes(),
+            "converged": converged,
+            "plan": plan,
+            "applied": report,
+            "fragments": { "out": out, "files": written.files },
+            "drift": drift,
+            "graph": { "apply": apply_stats, "total": session.client.stats() },
+        }));
+    } else {
+        let text = apply_text(
+            desired,
+            &plan,
+            &report,
+            &out,
+            &written,
+            drift.as_ref(),
+            &apply_stats,
+        );
+        printer.out(&text);
+    }
+    // A blocked step (consent the operator may not grant) leaves a difference behind: the
+    // next `plan` still shows it, so apply says so with exit 3 too.
+    Ok(if converged {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Differences
+    })
+}
+
+/// Ask before writing to the tenant (a terminal without `--yes`).
+fn confirm(plan: &crate::plan::Plan, desired: &Desired) -> Result<(), Error> {
+    let go = dialoguer::Confirm::new()
+        .with_prompt(format!(
+            "Apply {} write(s) to tenant {}?",
+            plan.actions.len(),
+            desired.tenant_id
+        ))
+        .default(false)
+        .interact()
+        .map_err(|e| Error::other(format!("cannot prompt: {e}"), Some("pass --yes".into())))?;
+    if !go {
+        return Err(Error::usage("apply cancelled; nothing was written", None));
+    }
+    Ok(())
+}
+
+/// The report of an apply with nothing to write: every step as the plan found it.
+fn unchanged_report(desired: &Desired, plan: &crate::plan::Plan) -> crate::apply::ApplyReport {
+    crate::apply::ApplyReport {
+        service: desired.service.clone(),
+        app_id: plan.app_id.clone().unwrap_or_default(),
+        app_object_id: plan.app_object_id.clone().unwrap_or_default(),
+        writes: 0,
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepResult {
+                number: s.number,
+                title: s.title,
+                result: s.status.label(),
+                detail: crate::apply::step_detail(&s.status),
+            })
+            .collect(),
+        secret: None,
+        removed_credentials: Vec::new(),
+        admin_consent_url: None,
+        app: None,
+    }
+}
+
+/// The audit records of a finished apply: one per removed orphan, one for the apply.
+fn audit_apply(
+    desired: &Desired,
+    plan: &crate::plan::Plan,
+    report: &crate::apply::ApplyReport,
+    audit_path: &Path,
+    printer: &Printer,
+) {
     // A removed orphan is a credential event like any other: the audit log accounts for every
     // credential the app holds (docs/rotate.md).
     for key in &report.removed_credentials {
@@ -223,7 +297,7 @@ async fn converge(
             "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
                 .into(),
         );
-        audit::record(&audit_path, &record, |line| printer.warn(line));
+        audit::record(audit_path, &record, |line| printer.warn(line));
     }
     let mut record = AuditRecord::new(
         &desired.tenant_id,
@@ -237,19 +311,24 @@ async fn converge(
     );
     record.app_id = Some(report.app_id.clone());
     record.detail = Some(format!("{} write(s)", report.writes));
-    audit::record(&audit_path, &record, |line| printer.warn(line));
+    audit::record(audit_path, &record, |line| printer.warn(line));
+}
 
-    // The fragments, with the real client id.
-    let out = args.out.clone().unwrap_or(default_out);
-    let fragments =
-        crate::render::render_all(desired, Some(&report.app_id), args.templates.as_deref())?;
-    let written = crate::render::write_fragments(&out, &fragments)?;
-
-    // The drift check: the reference was read with `observe`; our app is what the create
-    // returned (a write's response is current, a read right after it may not be:
-    // <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>), the observed app when nothing was
-    // written, else read again.
-    let drift = match (&reference, reference_app) {
+/// The drift check against the reference: the reference as read before the apply; this app
+/// as the create returned it (Graph's write responses carry the whole object), as observed when
+/// nothing was written, else read again.
+#[allow(clippy::too_many_arguments)]
+async fn drift_check(
+    session: &Session,
+    desired: &Desired,
+    plan: &crate::plan::Plan,
+    observed: &crate::observed::Observed,
+    report: &crate::apply::ApplyReport,
+    reference: Option<&Desired>,
+    reference_app: Result<Option<Application>, Error>,
+    printer: &Printer,
+) -> Option<DriftSummary> {
+    match (reference, reference_app) {
         (None, _) => None,
         (Some(_), Err(e)) => {
             printer.warn(&format!(
@@ -280,102 +359,92 @@ async fn converge(
                 }
             }
         }
-    };
-
-    let converged = !report.steps.iter().any(|s| s.result == "blocked");
-    if printer.is_json() {
-        printer.json(&serde_json::json!({
-            "ok": true,
-            "changed": plan.has_changes(),
-            "converged": converged,
-            "plan": plan,
-            "applied": report,
-            "fragments": { "out": out, "files": written.files },
-            "drift": drift,
-            "graph": { "apply": apply_stats, "total": session.client.stats() },
-        }));
-    } else {
-        let mut text = format!(
-            "{} {} ({}): app {} (client id)\n",
-            if plan.has_changes() {
-                "Applied"
-            } else {
-                "Unchanged"
-            },
-            desired.service,
-            desired.customer,
-            report.app_id
-        );
-        for s in &report.steps {
-            text.push_str(&format!("  {}. {:<34} {}\n", s.number, s.title, s.result));
-        }
-        if let Some(m) = &report.secret {
-            text.push_str(&format!(
-                "Secret: keyId {} (hint {}) stored in {} at {}{}\n",
-                m.key_id,
-                m.hint,
-                m.vault.backend,
-                m.vault.path,
-                if m.vault.verified {
-                    ", read back and proven"
-                } else {
-                    ", proven"
-                }
-            ));
-        }
-        if !report.removed_credentials.is_empty() {
-            text.push_str(&format!(
-                "Removed orphaned credentials: {}\n",
-                report.removed_credentials.join(", ")
-            ));
-        }
-        if let Some(url) = &report.admin_consent_url {
-            text.push_str(&format!("Admin consent needed: {url}\n"));
-        }
-        let changed = written.files.iter().filter(|f| f.changed).count();
-        text.push_str(&format!(
-            "Fragments: {} ({} file(s), {} changed)\n",
-            out.display(),
-            written.files.len(),
-            changed
-        ));
-        match &drift {
-            Some(d) if !d.found => text.push_str(&format!(
-                "Drift against {}: the reference app was not found\n",
-                d.reference
-            )),
-            Some(d) if d.differences.is_empty() => {
-                text.push_str(&format!("Drift against {}: none\n", d.reference))
-            }
-            Some(d) => {
-                text.push_str(&format!(
-                    "Drift against {}: {} field(s) differ\n",
-                    d.reference,
-                    d.differences.len()
-                ));
-                for c in &d.differences {
-                    // `new` is the reference's value, `old` this app's.
-                    text.push_str(&format!(
-                        "  {}: {} (reference) vs {} (this app)\n",
-                        c.field, c.new, c.old
-                    ));
-                }
-            }
-            None => {}
-        }
-        text.push_str(&format!(
-            "Graph: {} request(s), {} sequential round trip(s)\n",
-            apply_stats.http_requests, apply_stats.round_trips
-        ));
-        printer.out(&text);
     }
-    // A blocked step (consent the operator may not grant) leaves a difference behind: the
-    // next `plan` still shows it, so apply says so with exit 3 too.
-    Ok(if converged {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Differences
-    })
+}
+
+/// The text report of an apply.
+fn apply_text(
+    desired: &Desired,
+    plan: &crate::plan::Plan,
+    report: &crate::apply::ApplyReport,
+    out: &Path,
+    written: &crate::render::WriteReport,
+    drift: Option<&DriftSummary>,
+    apply_stats: &crate::graph::Stats,
+) -> String {
+    let mut text = format!(
+        "{} {} ({}): app {} (client id)\n",
+        if plan.has_changes() {
+            "Applied"
+        } else {
+            "Unchanged"
+        },
+        desired.service,
+        desired.customer,
+        report.app_id
+    );
+    for s in &report.steps {
+        text.push_str(&format!("  {}. {:<34} {}\n", s.number, s.title, s.result));
+    }
+    if let Some(m) = &report.secret {
+        text.push_str(&format!(
+            "Secret: keyId {} (hint {}) stored in {} at {}{}\n",
+            m.key_id,
+            m.hint,
+            m.vault.backend,
+            m.vault.path,
+            if m.vault.verified {
+                ", read back and proven"
+            } else {
+                ", proven"
+            }
+        ));
+    }
+    if !report.removed_credentials.is_empty() {
+        text.push_str(&format!(
+            "Removed orphaned credentials: {}\n",
+            report.removed_credentials.join(", ")
+        ));
+    }
+    if let Some(url) = &report.admin_consent_url {
+        text.push_str(&format!("Admin consent needed: {url}\n"));
+    }
+    let changed = written.files.iter().filter(|f| f.changed).count();
+    text.push_str(&format!(
+        "Fragments: {} ({} file(s), {} changed)\n",
+        out.display(),
+        written.files.len(),
+        changed
+    ));
+    match drift {
+        Some(d) if !d.found => text.push_str(&format!(
+            "Drift against {}: the reference app was not found\n",
+            d.reference
+        )),
+        Some(d) if d.differences.is_empty() => {
+            text.push_str(&format!("Drift against {}: none\n", d.reference))
+        }
+        Some(d) => {
+            text.push_str(&format!(
+                "Drift against {}: {} field(s) differ\n",
+                d.reference,
+                d.differences.len()
+            ));
+            for c in &d.differences {
+                // `new` is the reference's value, `old` this app's.
+                text.push_str(&format!(
+                    "  {}: {} (reference) vs {} (this app)\n",
+                    c.field, c.new, c.old
+                ));
+            }
+        }
+        None => {}
+    }
+    text.push_str(&format!(
+        "Graph: {} request(s), {} sequential round trip(s)\n",
+        apply_stats.http_requests, apply_stats.round_trips
+    ));
+    text
 }
 
 /// The reference service's manifest (beside this one), unless it is this service itself.

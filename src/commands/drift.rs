@@ -373,77 +373,11 @@ async fn run_all(
         .collect();
     let now = OffsetDateTime::now_utc();
 
-    let mut entries = Vec::with_capacity(all.len());
-    for (i, d) in all.iter().enumerate() {
-        let mut entry = Entry {
-            service: d.service.clone(),
-            reference: None,
-            status: "no_reference",
-            differences: Vec::new(),
-            error: None,
-            report: None,
-        };
-        let Some(key) = &reference_of[i] else {
-            entries.push(entry);
-            continue;
-        };
-        let (resolved, slot) = match &references[key] {
-            Ok((r, slot)) => (r, *slot),
-            Err(e) => {
-                entry.status = "error";
-                entry.error = Some(e.clone());
-                entries.push(entry);
-                continue;
-            }
-        };
-        entry.reference = Some(resolved.info(None).name);
-        if is_self(d, resolved) {
-            entries.push(entry);
-            continue;
-        }
-        let this = match &read[i] {
-            Ok(s) => s,
-            Err(e) => {
-                entry.status = "error";
-                entry.error = Some(e.to_string());
-                entries.push(entry);
-                continue;
-            }
-        };
-        let (ref_snapshot, ref_identity) = match resolved.side(slot.map(|s| &read[s])) {
-            Ok(side) => side,
-            Err(e) => {
-                entry.status = "error";
-                entry.error = Some(e);
-                entries.push(entry);
-                continue;
-            }
-        };
-        let info = resolved.info(ref_snapshot.application.app_id.clone());
-        let report = match this {
-            None => DriftReport::missing(&d.service, info),
-            Some(this) => DriftReport::new(
-                &d.service,
-                this.application.app_id.clone(),
-                info,
-                compare(
-                    &ref_snapshot,
-                    &ref_identity,
-                    this,
-                    &Identity::of_desired(d, Some(&this.application)),
-                    now,
-                ),
-            ),
-        };
-        entry.status = match (this, report.ok) {
-            (None, _) => "missing",
-            (_, true) => "in_sync",
-            (_, false) => "drift",
-        };
-        entry.differences = report.differing().map(|r| r.field.clone()).collect();
-        entry.report = Some(report);
-        entries.push(entry);
-    }
+    let entries: Vec<Entry> = all
+        .iter()
+        .enumerate()
+        .map(|(i, d)| entry_for(i, d, reference_of[i].as_ref(), &references, &read, now))
+        .collect();
 
     let mut summary = Summary {
         services: entries.len(),
@@ -480,6 +414,80 @@ async fn run_all(
     } else {
         ExitStatus::Success
     })
+}
+
+/// One service's line of `drift --all`: compared with its reference, or why it is not.
+fn entry_for(
+    i: usize,
+    d: &Desired,
+    key: Option<&String>,
+    references: &BTreeMap<String, Result<(Resolved, Option<usize>), String>>,
+    read: &[Result<Option<Snapshot>, Error>],
+    now: OffsetDateTime,
+) -> Entry {
+    let mut entry = Entry {
+        service: d.service.clone(),
+        reference: None,
+        status: "no_reference",
+        differences: Vec::new(),
+        error: None,
+        report: None,
+    };
+    let Some(key) = key else {
+        return entry;
+    };
+    let (resolved, slot) = match &references[key] {
+        Ok((r, slot)) => (r, *slot),
+        Err(e) => {
+            entry.status = "error";
+            entry.error = Some(e.clone());
+            return entry;
+        }
+    };
+    entry.reference = Some(resolved.info(None).name);
+    if is_self(d, resolved) {
+        return entry;
+    }
+    let this = match &read[i] {
+        Ok(s) => s,
+        Err(e) => {
+            entry.status = "error";
+            entry.error = Some(e.to_string());
+            return entry;
+        }
+    };
+    let (ref_snapshot, ref_identity) = match resolved.side(slot.map(|s| &read[s])) {
+        Ok(side) => side,
+        Err(e) => {
+            entry.status = "error";
+            entry.error = Some(e);
+            return entry;
+        }
+    };
+    let info = resolved.info(ref_snapshot.application.app_id.clone());
+    let report = match this {
+        None => DriftReport::missing(&d.service, info),
+        Some(this) => DriftReport::new(
+            &d.service,
+            this.application.app_id.clone(),
+            info,
+            compare(
+                &ref_snapshot,
+                &ref_identity,
+                this,
+                &Identity::of_desired(d, Some(&this.application)),
+                now,
+            ),
+        ),
+    };
+    entry.status = match (this, report.ok) {
+        (None, _) => "missing",
+        (_, true) => "in_sync",
+        (_, false) => "drift",
+    };
+    entry.differences = report.differing().map(|r| r.field.clone()).collect();
+    entry.report = Some(report);
+    entry
 }
 
 /// The tenant a reference is read in: a reference manifest's own customer's tenant; an app id

@@ -251,32 +251,7 @@ async fn rotate_one(
     base: &Path,
     printer: &Printer,
 ) -> Result<ServiceRotation, Error> {
-    let (app, _) = found?;
-    let Some(app) = app else {
-        return Err(Error::other(
-            format!(
-                "{}: no application in tenant {} (looked up by {}uniqueName {} and App ID URI {})",
-                d.service,
-                d.tenant_id,
-                d.app_id
-                    .as_deref()
-                    .map(|a| format!("app_id {a}, "))
-                    .unwrap_or_default(),
-                d.unique_name,
-                d.app.identifier_uri
-            ),
-            Some(
-                "rotate replaces the secret of an existing app; create the app with `entraform apply MANIFEST` first"
-                    .to_string(),
-            ),
-        ));
-    };
-    let (Some(object_id), Some(app_id)) = (app.id.clone(), app.app_id.clone()) else {
-        return Err(Error::other(
-            format!("{}: Graph returned the app without its ids", d.service),
-            None::<String>,
-        ));
-    };
+    let (app, object_id, app_id) = existing_app(d, found)?;
     let marker = d.secret.display_name.as_str();
     let vault = session::open_vault(d, base)?;
     let (view, warning) =
@@ -311,87 +286,25 @@ async fn rotate_one(
         error: None,
     };
     if opts.prune_old {
-        let now = OffsetDateTime::now_utc();
-        let held = match &view {
-            VaultView::Unreadable => {
-                report.reason = "--prune-old: the vault cannot be read back, so which secret it holds is not known; nothing is pruned".into();
-                report.kept = rotation::keep_all(&creds, marker, KeepReason::VaultUnreadable);
-                return Ok(report);
-            }
-            _ => rotation::vault_held(&creds, &view)
-                .filter(|c| rotation::is_valid(c, now))
-                .and_then(|c| c.key_id.clone()),
-        };
-        let Some(held) = held else {
-            report.reason = "--prune-old: the vault holds no valid credential of the app; nothing is pruned (run `entraform rotate` first)".into();
-            report.kept = rotation::keep_all(&creds, marker, KeepReason::VaultHoldsNone);
-            return Ok(report);
-        };
-        let plan = rotation::select_prune_old(&creds, marker, &held, now);
-        report.reason = format!(
-            "--prune-old: removing this tool's secrets the vault no longer holds (it holds keyId {held})"
-        );
-        report.kept = plan.keep;
-        if plan.remove.is_empty() {
-            report.reason =
-                format!("--prune-old: nothing to remove (the vault holds keyId {held})");
-            return Ok(report);
-        }
-        report.outcome = Outcome::Pruned;
-        printer.status(&format!(
-            "{}: pruning {} old secret(s) the vault no longer holds: {}",
-            d.service,
-            plan.remove.len(),
-            plan.remove
-                .iter()
-                .map(|c| c.key_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        let detail = "pruned with --prune-old: the vault holds a newer secret".to_string();
-        remove_and_audit(
-            d,
-            &write,
-            &object_id,
-            &app_id,
-            plan.remove,
-            &audit_path,
-            printer,
-            &mut report,
-            |_| detail.clone(),
-        )
-        .await;
-        return Ok(report);
+        let ids = (object_id.as_str(), app_id.as_str());
+        return Ok(prune_old(d, &creds, &view, &write, ids, &audit_path, printer, report).await);
     }
     // Which keyId the vault holds once this run is done (never pruned).
     let protected: Option<String> = match &due {
         Due::Rotate { reason } => {
-            printer.status(&format!(
-                "{}: {reason}; minting a new secret → {}",
-                d.service,
-                vault.describe()
-            ));
-            let target = MintTarget {
-                tenant: &d.tenant_id,
-                service: &d.service,
-                app_object_id: &object_id,
-                app_id: &app_id,
-                display_name: marker,
-                lifetime_days: d.secret.lifetime_days,
-                vault_path: &d.secret.vault_path,
-                audit_path: Some(audit_path.clone()),
-                action: AuditAction::Rotate,
-            };
-            let minted = secret_flow::mint(&write, &session.auth, Arc::clone(&vault), &target)
-                .await
-                .map_err(|e| prefix(&d.service, e.into()))?;
-            creds.push(PasswordCredential {
-                key_id: Some(minted.key_id.clone()),
-                display_name: Some(marker.to_string()),
-                hint: Some(minted.hint.clone()),
-                start_date_time: minted.start_date_time.clone(),
-                end_date_time: minted.end_date_time.clone(),
-            });
+            let ids = (object_id.as_str(), app_id.as_str());
+            let minted = mint_new(
+                session,
+                d,
+                &write,
+                &vault,
+                ids,
+                &audit_path,
+                reason,
+                printer,
+            )
+            .await?;
+            creds.push(new_credential(&minted, marker));
             report.outcome = Outcome::Rotated;
             report.reason = reason.clone();
             let key = minted.key_id.clone();
@@ -427,45 +340,14 @@ async fn rotate_one(
         }
     };
 
-    let mut plan = match d.secret.held_by {
-        HeldBy::Machines => rotation::select_prunable(
-            &creds,
-            marker,
-            protected.as_deref(),
-            opts.policy,
-            OffsetDateTime::now_utc(),
-        ),
-        // People may hold any of them: nothing goes on a schedule (orphans below still do).
-        HeldBy::People => {
-            let mut plan = rotation::PrunePlan::default();
-            for k in rotation::keep_all(&creds, marker, KeepReason::HeldByPeople) {
-                let reason = if protected.as_deref() == Some(k.credential.key_id.as_str()) {
-                    KeepReason::InVault
-                } else if !k.credential.by_entraform {
-                    KeepReason::Foreign
-                } else {
-                    KeepReason::HeldByPeople
-                };
-                plan.keep.push(Kept { reason, ..k });
-            }
-            plan
-        }
-    };
+    let mut plan = prune_plan(d, &creds, protected.as_deref(), opts);
     if d.secret.held_by == HeldBy::People
         && let Some(m) = &report.secret
     {
-        let manifest = d.source.display();
-        report.hand_off = Some(format!(
-            "whoever added the {} connector in claude.ai must now get the new secret (keyId {}, \
-             hint {}): they enter it in the connector's Advanced settings (OAuth Client Secret). \
-             Hand it over from the vault without showing it: `entraform send {manifest} --to \
-             PERSON`. The old secret stays valid until `entraform rotate {manifest} \
-             --prune-old` (or its own expiry)",
-            d.service, m.key_id, m.hint
-        ));
+        report.hand_off = Some(hand_off(d, m));
     }
-    // An interrupted run's orphans go now, overlap or not (docs/rotate.md: no valid secret the vault
-    // does not hold).
+    // An interrupted run's orphans go now, overlap or not (no valid secret the vault does not
+    // hold: docs/rotate.md).
     for o in &orphaned {
         if protected.as_deref() != Some(o.key_id.as_str())
             && !plan.remove.iter().any(|r| r.key_id == o.key_id)
@@ -478,32 +360,7 @@ async fn rotate_one(
     if plan.remove.is_empty() {
         return Ok(report);
     }
-    let (orphan_keys, older_keys): (Vec<&CredentialRef>, Vec<&CredentialRef>) = plan
-        .remove
-        .iter()
-        .partition(|c| orphaned.iter().any(|o| o.key_id == c.key_id));
-    let keys = |v: &[&CredentialRef]| {
-        v.iter()
-            .map(|c| c.key_id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if !orphan_keys.is_empty() {
-        printer.status(&format!(
-            "{}: removing {} orphaned secret(s) an interrupted run left (newer than the vault's, never stored): {}",
-            d.service,
-            orphan_keys.len(),
-            keys(&orphan_keys)
-        ));
-    }
-    if !older_keys.is_empty() {
-        printer.status(&format!(
-            "{}: pruning {} older secret(s): {}",
-            d.service,
-            older_keys.len(),
-            keys(&older_keys)
-        ));
-    }
+    announce_removals(d, &plan.remove, &orphaned, printer);
     let detail = |cred: &CredentialRef| {
         if orphaned.iter().any(|o| o.key_id == cred.key_id) {
             "orphan: newer than the vault's secret and never stored (an interrupted run left it)"
@@ -528,6 +385,233 @@ async fn rotate_one(
     )
     .await;
     Ok(report)
+}
+
+/// The app rotate works on, with its object id and appId: it must exist.
+fn existing_app(
+    d: &Desired,
+    found: Result<(Option<Application>, Option<FoundBy>), Error>,
+) -> Result<(Application, String, String), Error> {
+    let (app, _) = found?;
+    let Some(app) = app else {
+        return Err(Error::other(
+            format!(
+                "{}: no application in tenant {} (looked up by {}uniqueName {} and App ID URI {})",
+                d.service,
+                d.tenant_id,
+                d.app_id
+                    .as_deref()
+                    .map(|a| format!("app_id {a}, "))
+                    .unwrap_or_default(),
+                d.unique_name,
+                d.app.identifier_uri
+            ),
+            Some(
+                "rotate replaces the secret of an existing app; create the app with `entraform apply MANIFEST` first"
+                    .to_string(),
+            ),
+        ));
+    };
+    let (Some(object_id), Some(app_id)) = (app.id.clone(), app.app_id.clone()) else {
+        return Err(Error::other(
+            format!("{}: Graph returned the app without its ids", d.service),
+            None::<String>,
+        ));
+    };
+    Ok((app, object_id, app_id))
+}
+
+/// What to tell whoever holds the secret when people hold it.
+fn hand_off(d: &Desired, m: &Minted) -> String {
+    let manifest = d.source.display();
+    format!(
+        "whoever added the {} connector in claude.ai must now get the new secret (keyId {}, \
+         hint {}): they enter it in the connector's Advanced settings (OAuth Client Secret). \
+         Hand it over from the vault without showing it: `entraform send {manifest} --to \
+         PERSON`. The old secret stays valid until `entraform rotate {manifest} \
+         --prune-old` (or its own expiry)",
+        d.service, m.key_id, m.hint
+    )
+}
+
+/// Mint the new secret into the vault (the same flow as `apply`).
+#[allow(clippy::too_many_arguments)]
+async fn mint_new(
+    session: &Session,
+    d: &Desired,
+    write: &GraphWrite,
+    vault: &Arc<dyn crate::vault::Vault>,
+    (object_id, app_id): (&str, &str),
+    audit_path: &Path,
+    reason: &str,
+    printer: &Printer,
+) -> Result<Minted, Error> {
+    let marker = d.secret.display_name.as_str();
+    printer.status(&format!(
+        "{}: {reason}; minting a new secret → {}",
+        d.service,
+        vault.describe()
+    ));
+    let target = MintTarget {
+        tenant: &d.tenant_id,
+        service: &d.service,
+        app_object_id: object_id,
+        app_id,
+        display_name: marker,
+        lifetime_days: d.secret.lifetime_days,
+        vault_path: &d.secret.vault_path,
+        audit_path: Some(audit_path.to_path_buf()),
+        action: AuditAction::Rotate,
+    };
+    secret_flow::mint(write, &session.auth, Arc::clone(vault), &target)
+        .await
+        .map_err(|e| prefix(&d.service, e.into()))
+}
+
+/// The app's new credential as Graph lists it, from what the mint returned.
+fn new_credential(minted: &Minted, marker: &str) -> PasswordCredential {
+    PasswordCredential {
+        key_id: Some(minted.key_id.clone()),
+        display_name: Some(marker.to_string()),
+        hint: Some(minted.hint.clone()),
+        start_date_time: minted.start_date_time.clone(),
+        end_date_time: minted.end_date_time.clone(),
+    }
+}
+
+/// `--prune-old`: remove this tool's secrets the vault no longer holds, once it holds a valid
+/// one.
+#[allow(clippy::too_many_arguments)]
+async fn prune_old(
+    d: &Desired,
+    creds: &[PasswordCredential],
+    view: &VaultView,
+    write: &GraphWrite,
+    (object_id, app_id): (&str, &str),
+    audit_path: &Path,
+    printer: &Printer,
+    mut report: ServiceRotation,
+) -> ServiceRotation {
+    let marker = d.secret.display_name.as_str();
+    let now = OffsetDateTime::now_utc();
+    let held = match view {
+        VaultView::Unreadable => {
+            report.reason = "--prune-old: the vault cannot be read back, so which secret it holds is not known; nothing is pruned".into();
+            report.kept = rotation::keep_all(creds, marker, KeepReason::VaultUnreadable);
+            return report;
+        }
+        _ => rotation::vault_held(creds, view)
+            .filter(|c| rotation::is_valid(c, now))
+            .and_then(|c| c.key_id.clone()),
+    };
+    let Some(held) = held else {
+        report.reason = "--prune-old: the vault holds no valid credential of the app; nothing is pruned (run `entraform rotate` first)".into();
+        report.kept = rotation::keep_all(creds, marker, KeepReason::VaultHoldsNone);
+        return report;
+    };
+    let plan = rotation::select_prune_old(creds, marker, &held, now);
+    report.reason = format!(
+        "--prune-old: removing this tool's secrets the vault no longer holds (it holds keyId {held})"
+    );
+    report.kept = plan.keep;
+    if plan.remove.is_empty() {
+        report.reason = format!("--prune-old: nothing to remove (the vault holds keyId {held})");
+        return report;
+    }
+    report.outcome = Outcome::Pruned;
+    printer.status(&format!(
+        "{}: pruning {} old secret(s) the vault no longer holds: {}",
+        d.service,
+        plan.remove.len(),
+        plan.remove
+            .iter()
+            .map(|c| c.key_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let detail = "pruned with --prune-old: the vault holds a newer secret".to_string();
+    remove_and_audit(
+        d,
+        write,
+        object_id,
+        app_id,
+        plan.remove,
+        audit_path,
+        printer,
+        &mut report,
+        |_| detail.clone(),
+    )
+    .await;
+    report
+}
+
+/// What the schedule removes: by the policy when machines hold the secret, nothing when people
+/// may hold any of them.
+fn prune_plan(
+    d: &Desired,
+    creds: &[PasswordCredential],
+    protected: Option<&str>,
+    opts: &Options,
+) -> rotation::PrunePlan {
+    let marker = d.secret.display_name.as_str();
+    match d.secret.held_by {
+        HeldBy::Machines => rotation::select_prunable(
+            creds,
+            marker,
+            protected,
+            opts.policy,
+            OffsetDateTime::now_utc(),
+        ),
+        // People may hold any of them: nothing goes on a schedule (orphans below still do).
+        HeldBy::People => {
+            let mut plan = rotation::PrunePlan::default();
+            for k in rotation::keep_all(creds, marker, KeepReason::HeldByPeople) {
+                let reason = if protected == Some(k.credential.key_id.as_str()) {
+                    KeepReason::InVault
+                } else if !k.credential.by_entraform {
+                    KeepReason::Foreign
+                } else {
+                    KeepReason::HeldByPeople
+                };
+                plan.keep.push(Kept { reason, ..k });
+            }
+            plan
+        }
+    }
+}
+
+/// Say which orphans and which older secrets go.
+fn announce_removals(
+    d: &Desired,
+    remove: &[CredentialRef],
+    orphaned: &[CredentialRef],
+    printer: &Printer,
+) {
+    let (orphan_keys, older_keys): (Vec<&CredentialRef>, Vec<&CredentialRef>) = remove
+        .iter()
+        .partition(|c| orphaned.iter().any(|o| o.key_id == c.key_id));
+    let keys = |v: &[&CredentialRef]| {
+        v.iter()
+            .map(|c| c.key_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !orphan_keys.is_empty() {
+        printer.status(&format!(
+            "{}: removing {} orphaned secret(s) an interrupted run left (newer than the vault's, never stored): {}",
+            d.service,
+            orphan_keys.len(),
+            keys(&orphan_keys)
+        ));
+    }
+    if !older_keys.is_empty() {
+        printer.status(&format!(
+            "{}: pruning {} older secret(s): {}",
+            d.service,
+            older_keys.len(),
+            keys(&older_keys)
+        ));
+    }
 }
 
 /// Remove `remove`, one audit record each (`detail` says why it went), and record the outcome

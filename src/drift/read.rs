@@ -119,40 +119,7 @@ where
 {
     // Wave 1: the apps, each app's SP where a key finds it directly, Microsoft Graph's SP.
     let mut wave = Wave::default();
-    let mut slots = Vec::with_capacity(targets.len());
-    for t in targets {
-        let mut s = Slots::default();
-        match t {
-            Target::Manifest(d) => {
-                if let Some(pinned) = &d.app_id {
-                    s.by_app_id =
-                        Some(wave.push(Query::Application(Lookup::AppId(pinned.clone()))));
-                }
-                s.by_unique = Some(wave.push(Query::Application(Lookup::UniqueName(
-                    d.unique_name.clone(),
-                ))));
-                s.by_uri = Some(wave.push(Query::Application(Lookup::IdentifierUri(
-                    d.app.identifier_uri.clone(),
-                ))));
-                if related {
-                    s.sp = Some(wave.push(Query::ServicePrincipal(match &d.app_id {
-                        Some(pinned) => SpLookup::AppId(pinned.clone()),
-                        None => SpLookup::ServicePrincipalName(d.app.identifier_uri.clone()),
-                    })));
-                }
-            }
-            Target::AppId(id) => {
-                s.by_app_id = Some(wave.push(Query::Application(Lookup::AppId(id.clone()))));
-                if related {
-                    s.sp = Some(wave.push(Query::ServicePrincipal(SpLookup::AppId(id.clone()))));
-                }
-            }
-            Target::ObjectId(id) => {
-                s.by_object = Some(wave.push(Query::Application(Lookup::ObjectId(id.clone()))));
-            }
-        }
-        slots.push(s);
-    }
+    let slots = wave_one(&mut wave, targets, related);
     let graph_slot = related.then(|| {
         wave.push(Query::ServicePrincipal(SpLookup::AppId(
             MS_GRAPH_APP_ID.to_string(),
@@ -203,82 +170,7 @@ where
     }
 
     if related {
-        // Wave 2: grants of the SPs found; the SP by appId where the App ID URI missed it.
-        let mut wave = Wave::default();
-        let mut grant_slots = vec![None; progress.len()];
-        let mut sp_slots = vec![None; progress.len()];
-        for (i, p) in progress.iter().enumerate() {
-            match (&p.app, &p.sp) {
-                (_, Some(sp)) => grant_slots[i] = Some(wave.push(Query::GrantsOf(sp.id.clone()))),
-                (Ok(Some(app)), None) => {
-                    if let Some(app_id) = &app.app_id {
-                        sp_slots[i] = Some(
-                            wave.push(Query::ServicePrincipal(SpLookup::AppId(app_id.clone()))),
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut answers = wave.run(reader).await?;
-        for (i, p) in progress.iter_mut().enumerate() {
-            if let Some(g) = take(&mut answers, grant_slots[i]) {
-                p.grants = g.grants();
-            }
-            if let Some(sp) = take(&mut answers, sp_slots[i])
-                .map(Answer::service_principals)
-                .and_then(|v| v.into_iter().next())
-            {
-                p.sp = Some(sp);
-            }
-        }
-
-        // Wave 3: grants of the SPs found late.
-        let mut wave = Wave::default();
-        let mut late = vec![None; progress.len()];
-        for (i, p) in progress.iter().enumerate() {
-            if let (Some(sp), Some(_)) = (&p.sp, sp_slots[i]) {
-                late[i] = Some(wave.push(Query::GrantsOf(sp.id.clone())));
-            }
-        }
-        let mut answers = wave.run(reader).await?;
-        for (i, p) in progress.iter_mut().enumerate() {
-            if let Some(g) = take(&mut answers, late[i]) {
-                p.grants = g.grants();
-            }
-        }
-
-        // Name grant resources portably (by appId): Microsoft Graph's and the targets' own SPs
-        // are known; any other resource SP is read (wave 4, rare).
-        for p in &progress {
-            if let Some(sp) = &p.sp {
-                known.insert(sp.id.to_ascii_lowercase(), sp.app_id.clone());
-            }
-        }
-        let mut unknown: Vec<String> = progress
-            .iter()
-            .flat_map(|p| p.grants.iter().map(|g| g.resource_id.to_ascii_lowercase()))
-            .filter(|id| !known.contains_key(id))
-            .collect();
-        unknown.sort();
-        unknown.dedup();
-        let mut wave = Wave::default();
-        let slots: Vec<(String, usize)> = unknown
-            .into_iter()
-            .map(|id| {
-                let slot = wave.push(Query::ServicePrincipal(SpLookup::ObjectId(id.clone())));
-                (id, slot)
-            })
-            .collect();
-        let mut answers = wave.run(reader).await?;
-        for (id, slot) in slots {
-            if let Some(sp) = take(&mut answers, Some(slot))
-                .map(Answer::service_principals)
-                .and_then(|v| v.into_iter().next())
-            {
-                known.insert(id, sp.app_id);
-            }
-        }
+        read_related(reader, &mut progress, &mut known).await?;
     }
 
     Ok(progress
@@ -293,6 +185,134 @@ where
             })
         })
         .collect())
+}
+
+/// Wave 1's queries of each target: its app by every key it has, and (with `related`) its SP
+/// where a key finds it directly.
+fn wave_one(wave: &mut Wave, targets: &[Target], related: bool) -> Vec<Slots> {
+    let mut slots = Vec::with_capacity(targets.len());
+    for t in targets {
+        let mut s = Slots::default();
+        match t {
+            Target::Manifest(d) => {
+                if let Some(pinned) = &d.app_id {
+                    s.by_app_id =
+                        Some(wave.push(Query::Application(Lookup::AppId(pinned.clone()))));
+                }
+                s.by_unique = Some(wave.push(Query::Application(Lookup::UniqueName(
+                    d.unique_name.clone(),
+                ))));
+                s.by_uri = Some(wave.push(Query::Application(Lookup::IdentifierUri(
+                    d.app.identifier_uri.clone(),
+                ))));
+                if related {
+                    s.sp = Some(wave.push(Query::ServicePrincipal(match &d.app_id {
+                        Some(pinned) => SpLookup::AppId(pinned.clone()),
+                        None => SpLookup::ServicePrincipalName(d.app.identifier_uri.clone()),
+                    })));
+                }
+            }
+            Target::AppId(id) => {
+                s.by_app_id = Some(wave.push(Query::Application(Lookup::AppId(id.clone()))));
+                if related {
+                    s.sp = Some(wave.push(Query::ServicePrincipal(SpLookup::AppId(id.clone()))));
+                }
+            }
+            Target::ObjectId(id) => {
+                s.by_object = Some(wave.push(Query::Application(Lookup::ObjectId(id.clone()))));
+            }
+        }
+        slots.push(s);
+    }
+    slots
+}
+
+/// Waves 2–4 of [`read_targets`]: the grants of the SPs found, the SPs the App ID URI missed
+/// (and their grants), and the resource SPs the grants name that are not known yet.
+async fn read_related<R>(
+    reader: &R,
+    progress: &mut [Progress],
+    known: &mut BTreeMap<String, String>,
+) -> Result<(), GraphError>
+where
+    R: GraphRead + Clone + Send + 'static,
+{
+    // Wave 2: grants of the SPs found; the SP by appId where the App ID URI missed it.
+    let mut wave = Wave::default();
+    let mut grant_slots = vec![None; progress.len()];
+    let mut sp_slots = vec![None; progress.len()];
+    for (i, p) in progress.iter().enumerate() {
+        match (&p.app, &p.sp) {
+            (_, Some(sp)) => grant_slots[i] = Some(wave.push(Query::GrantsOf(sp.id.clone()))),
+            (Ok(Some(app)), None) => {
+                if let Some(app_id) = &app.app_id {
+                    sp_slots[i] =
+                        Some(wave.push(Query::ServicePrincipal(SpLookup::AppId(app_id.clone()))));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut answers = wave.run(reader).await?;
+    for (i, p) in progress.iter_mut().enumerate() {
+        if let Some(g) = take(&mut answers, grant_slots[i]) {
+            p.grants = g.grants();
+        }
+        if let Some(sp) = take(&mut answers, sp_slots[i])
+            .map(Answer::service_principals)
+            .and_then(|v| v.into_iter().next())
+        {
+            p.sp = Some(sp);
+        }
+    }
+
+    // Wave 3: grants of the SPs found late.
+    let mut wave = Wave::default();
+    let mut late = vec![None; progress.len()];
+    for (i, p) in progress.iter().enumerate() {
+        if let (Some(sp), Some(_)) = (&p.sp, sp_slots[i]) {
+            late[i] = Some(wave.push(Query::GrantsOf(sp.id.clone())));
+        }
+    }
+    let mut answers = wave.run(reader).await?;
+    for (i, p) in progress.iter_mut().enumerate() {
+        if let Some(g) = take(&mut answers, late[i]) {
+            p.grants = g.grants();
+        }
+    }
+
+    // Name grant resources portably (by appId): Microsoft Graph's and the targets' own SPs
+    // are known; any other resource SP is read (wave 4, rare).
+    for p in progress.iter() {
+        if let Some(sp) = &p.sp {
+            known.insert(sp.id.to_ascii_lowercase(), sp.app_id.clone());
+        }
+    }
+    let mut unknown: Vec<String> = progress
+        .iter()
+        .flat_map(|p| p.grants.iter().map(|g| g.resource_id.to_ascii_lowercase()))
+        .filter(|id| !known.contains_key(id))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    let mut wave = Wave::default();
+    let slots: Vec<(String, usize)> = unknown
+        .into_iter()
+        .map(|id| {
+            let slot = wave.push(Query::ServicePrincipal(SpLookup::ObjectId(id.clone())));
+            (id, slot)
+        })
+        .collect();
+    let mut answers = wave.run(reader).await?;
+    for (id, slot) in slots {
+        if let Some(sp) = take(&mut answers, Some(slot))
+            .map(Answer::service_principals)
+            .and_then(|v| v.into_iter().next())
+        {
+            known.insert(id, sp.app_id);
+        }
+    }
+    Ok(())
 }
 
 fn summarize(

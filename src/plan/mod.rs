@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::desired::{Desired, GrantResource, MS_GRAPH_APP_ID};
+use crate::desired::{Desired, GrantResource, GrantSpec, MS_GRAPH_APP_ID};
 use crate::graph::wire::{
     ApiApplication, Application, ImplicitGrantSettings, OAuth2PermissionGrant, PasswordCredential,
     PermissionScope, RequiredResourceAccess, ResourceAccess, ServicePrincipal, WebApplication,
@@ -97,7 +97,8 @@ pub struct Step {
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum Action {
     /// PATCH the current scopes with the ones that must change or go set to `isEnabled: false`
-    /// (Graph refuses to change or remove an enabled scope; behavior.md §3.5).
+    /// (Graph refuses to change or remove an enabled scope:
+    /// <https://learn.microsoft.com/graph/api/resources/permissionscope>, `isEnabled`).
     DisableScopes {
         scopes: Vec<PermissionScope>,
     },
@@ -261,33 +262,27 @@ pub fn compare_shapes(want: &AppShape, have: &AppShape) -> Vec<FieldComparison> 
             same,
         });
     };
-    push(
-        1,
-        "displayName",
-        want.display_name == have.display_name,
-        have.display_name.clone(),
-        want.display_name.clone(),
-    );
-    push(
-        1,
-        "signInAudience",
-        want.sign_in_audience == have.sign_in_audience,
-        have.sign_in_audience.clone(),
-        want.sign_in_audience.clone(),
-    );
-    push(
-        2,
-        "identifierUris",
-        want.identifier_uris == have.identifier_uris,
-        show_set(&have.identifier_uris),
-        show_set(&want.identifier_uris),
-    );
-    push(
+    // One row per plain field: equal or not, both sides shown with `$show`.
+    macro_rules! field {
+        ($step:expr, $name:expr, $field:ident, $show:expr) => {
+            push(
+                $step,
+                $name,
+                want.$field == have.$field,
+                $show(&have.$field),
+                $show(&want.$field),
+            )
+        };
+    }
+    field!(1, "displayName", display_name, String::clone);
+    field!(1, "signInAudience", sign_in_audience, String::clone);
+    field!(2, "identifierUris", identifier_uris, show_set);
+    let version = "api.requestedAccessTokenVersion";
+    field!(
         3,
-        "api.requestedAccessTokenVersion",
-        want.requested_access_token_version == have.requested_access_token_version,
-        have.requested_access_token_version.to_string(),
-        want.requested_access_token_version.to_string(),
+        version,
+        requested_access_token_version,
+        ToString::to_string
     );
     let values: BTreeSet<&String> = want
         .scopes
@@ -345,33 +340,18 @@ pub fn compare_shapes(want: &AppShape, have: &AppShape) -> Vec<FieldComparison> 
             (None, None) => {}
         }
     }
-    push(
-        5,
-        "web.redirectUris",
-        want.redirect_uris == have.redirect_uris,
-        show_set(&have.redirect_uris),
-        show_set(&want.redirect_uris),
-    );
-    push(
-        6,
-        "requiredResourceAccess",
-        want.required_resource_access == have.required_resource_access,
-        show_rra(&have.required_resource_access),
-        show_rra(&want.required_resource_access),
-    );
-    push(
+    field!(5, "web.redirectUris", redirect_uris, show_set);
+    let rra = "requiredResourceAccess";
+    field!(6, rra, required_resource_access, show_rra);
+    let grants = "web.implicitGrantSettings";
+    let id_tokens = format!("{grants}.enableIdTokenIssuance");
+    field!(7, &id_tokens, enable_id_token_issuance, ToString::to_string);
+    let access_tokens = format!("{grants}.enableAccessTokenIssuance");
+    field!(
         7,
-        "web.implicitGrantSettings.enableIdTokenIssuance",
-        want.enable_id_token_issuance == have.enable_id_token_issuance,
-        have.enable_id_token_issuance.to_string(),
-        want.enable_id_token_issuance.to_string(),
-    );
-    push(
-        7,
-        "web.implicitGrantSettings.enableAccessTokenIssuance",
-        want.enable_access_token_issuance == have.enable_access_token_issuance,
-        have.enable_access_token_issuance.to_string(),
-        want.enable_access_token_issuance.to_string(),
+        &access_tokens,
+        enable_access_token_issuance,
+        ToString::to_string
     );
     out
 }
@@ -413,6 +393,7 @@ const STEP_TITLES: [&str; 9] = [
 fn plan_scopes(
     desired: &Desired,
     existing: &[PermissionScope],
+    new_scope_id: &mut dyn FnMut() -> String,
 ) -> (Vec<PermissionScope>, Option<Vec<PermissionScope>>) {
     let mut final_scopes = Vec::new();
     let mut must_disable: BTreeSet<String> = BTreeSet::new();
@@ -422,7 +403,7 @@ fn plan_scopes(
             .find(|s| s.value.as_deref() == Some(spec.value.as_str()));
         let id = current
             .map(|s| s.id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(&mut *new_scope_id);
         let scope = PermissionScope {
             id,
             value: Some(spec.value.clone()),
@@ -578,115 +559,174 @@ pub fn credential_valid(c: &PasswordCredential, now: OffsetDateTime) -> bool {
     parse_time(&c.end_date_time).is_none_or(|end| end > now)
 }
 
-/// Build the plan. Pure: same inputs, same plan (except fresh scope ids).
+/// Build the plan, with fresh random ids for new scopes. [`build_with`] is the pure core.
 pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan {
+    build_with(desired, obs, now, &mut || uuid::Uuid::new_v4().to_string())
+}
+
+/// Build the plan. Pure: same inputs and the same `new_scope_id` answers, same plan.
+/// `new_scope_id` names each scope the app does not have yet.
+pub fn build_with(
+    desired: &Desired,
+    obs: &Observation,
+    now: OffsetDateTime,
+    new_scope_id: &mut dyn FnMut() -> String,
+) -> Plan {
     let mut steps: Vec<Step> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     let mut warnings = desired.warnings.clone();
-    let want = AppShape::from_desired(desired);
     let existing_scopes: Vec<PermissionScope> = obs
         .app
         .as_ref()
         .and_then(|a| a.api.as_ref())
         .and_then(|api| api.oauth2_permission_scopes.clone())
         .unwrap_or_default();
-    let (scopes, disable_first) = plan_scopes(desired, &existing_scopes);
-    let mut by_step: Vec<Vec<FieldChange>> = vec![Vec::new(); 10];
-
+    let scopes = plan_scopes(desired, &existing_scopes, new_scope_id);
     match &obs.app {
-        None => {
-            steps.push(Step {
-                number: 1,
-                title: STEP_TITLES[0],
-                status: StepStatus::Create {
-                    detail: format!("application {} + service principal", desired.unique_name),
-                },
-            });
-            let detail = |s: String| StepStatus::Create { detail: s };
-            let a = &desired.app;
-            let details = [
-                a.identifier_uri.clone(),
-                a.requested_access_token_version.to_string(),
-                a.scopes
-                    .iter()
-                    .map(|s| s.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                a.redirect_uris.join(", "),
-                a.required_resource_access
-                    .iter()
-                    .flat_map(|r| r.access.iter().map(|p| p.value.clone()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                a.enable_id_token_issuance.to_string(),
-            ];
-            for (i, d) in details.into_iter().enumerate() {
-                steps.push(Step {
-                    number: i as u8 + 2,
-                    title: STEP_TITLES[i + 1],
-                    status: detail(d),
-                });
-            }
-            actions.push(Action::CreateApplication {
-                unique_name: desired.unique_name.clone(),
-                body: create_body(desired, scopes),
-            });
-            actions.push(Action::CreateServicePrincipal);
-        }
-        Some(app) => {
-            let have = AppShape::from_application(app);
-            for (step, change) in diff_shapes(&want, &have) {
-                by_step[step as usize].push(change);
-            }
-            let backfill = app.unique_name.is_none();
-            if backfill {
-                by_step[1].push(FieldChange {
-                    field: "uniqueName".into(),
-                    old: "(none)".into(),
-                    new: desired.unique_name.clone(),
-                });
-            } else if app.unique_name.as_deref() != Some(desired.unique_name.as_str()) {
-                warnings.push(format!(
-                    "the app's uniqueName is {:?}, not {:?}; uniqueName is immutable, so it is kept \
-                     (the app is still found by {})",
-                    app.unique_name.as_deref().unwrap_or_default(),
-                    desired.unique_name,
-                    obs.found_by.as_deref().unwrap_or("its App ID URI"),
-                ));
-            }
-            let sp_missing = obs.service_principal.is_none();
-            for n in 1..=7u8 {
-                let changes = std::mem::take(&mut by_step[n as usize]);
-                let status = if n == 1 && sp_missing && changes.is_empty() {
-                    StepStatus::Create {
-                        detail: "service principal".into(),
-                    }
-                } else if !changes.is_empty() {
-                    StepStatus::Update { changes }
-                } else {
-                    StepStatus::Ok {
-                        detail: ok_detail(n, desired),
-                    }
-                };
-                steps.push(Step {
-                    number: n,
-                    title: STEP_TITLES[n as usize - 1],
-                    status,
-                });
-            }
-            if let Some(disable) = disable_first {
-                actions.push(Action::DisableScopes { scopes: disable });
-            }
-            if let Some(body) = update_body(desired, &want, &have, scopes, backfill) {
-                actions.push(Action::UpdateApplication { body });
-            }
-            if sp_missing {
-                actions.push(Action::CreateServicePrincipal);
-            }
-        }
+        None => plan_create(desired, scopes.0, &mut steps, &mut actions),
+        Some(app) => plan_update(
+            desired,
+            obs,
+            app,
+            scopes,
+            &mut warnings,
+            &mut steps,
+            &mut actions,
+        ),
     }
+    steps.push(plan_secret(desired, obs, now, &mut actions));
+    steps.push(plan_consent(desired, obs, &mut actions));
+    Plan {
+        service: desired.service.clone(),
+        customer: desired.customer.clone(),
+        unique_name: desired.unique_name.clone(),
+        app_object_id: obs.app.as_ref().and_then(|a| a.id.clone()),
+        app_id: obs.app.as_ref().and_then(|a| a.app_id.clone()),
+        found_by: obs.found_by.clone(),
+        steps,
+        actions,
+        warnings,
+    }
+}
 
-    // Step 8: the secret.
+/// Steps 1–7 when the app does not exist: one create with everything in it.
+fn plan_create(
+    desired: &Desired,
+    scopes: Vec<PermissionScope>,
+    steps: &mut Vec<Step>,
+    actions: &mut Vec<Action>,
+) {
+    steps.push(Step {
+        number: 1,
+        title: STEP_TITLES[0],
+        status: StepStatus::Create {
+            detail: format!("application {} + service principal", desired.unique_name),
+        },
+    });
+    let detail = |s: String| StepStatus::Create { detail: s };
+    let a = &desired.app;
+    let details = [
+        a.identifier_uri.clone(),
+        a.requested_access_token_version.to_string(),
+        a.scopes
+            .iter()
+            .map(|s| s.value.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        a.redirect_uris.join(", "),
+        a.required_resource_access
+            .iter()
+            .flat_map(|r| r.access.iter().map(|p| p.value.clone()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        a.enable_id_token_issuance.to_string(),
+    ];
+    for (i, d) in details.into_iter().enumerate() {
+        steps.push(Step {
+            number: i as u8 + 2,
+            title: STEP_TITLES[i + 1],
+            status: detail(d),
+        });
+    }
+    actions.push(Action::CreateApplication {
+        unique_name: desired.unique_name.clone(),
+        body: create_body(desired, scopes),
+    });
+    actions.push(Action::CreateServicePrincipal);
+}
+
+/// Steps 1–7 against an existing app: the differing fields per step, one update.
+fn plan_update(
+    desired: &Desired,
+    obs: &Observation,
+    app: &Application,
+    (scopes, disable_first): (Vec<PermissionScope>, Option<Vec<PermissionScope>>),
+    warnings: &mut Vec<String>,
+    steps: &mut Vec<Step>,
+    actions: &mut Vec<Action>,
+) {
+    let want = AppShape::from_desired(desired);
+    let have = AppShape::from_application(app);
+    let mut by_step: Vec<Vec<FieldChange>> = vec![Vec::new(); 10];
+    for (step, change) in diff_shapes(&want, &have) {
+        by_step[step as usize].push(change);
+    }
+    let backfill = app.unique_name.is_none();
+    if backfill {
+        by_step[1].push(FieldChange {
+            field: "uniqueName".into(),
+            old: "(none)".into(),
+            new: desired.unique_name.clone(),
+        });
+    } else if app.unique_name.as_deref() != Some(desired.unique_name.as_str()) {
+        warnings.push(format!(
+            "the app's uniqueName is {:?}, not {:?}; uniqueName is immutable, so it is kept \
+             (the app is still found by {})",
+            app.unique_name.as_deref().unwrap_or_default(),
+            desired.unique_name,
+            obs.found_by.as_deref().unwrap_or("its App ID URI"),
+        ));
+    }
+    let sp_missing = obs.service_principal.is_none();
+    for n in 1..=7u8 {
+        let changes = std::mem::take(&mut by_step[n as usize]);
+        let status = if n == 1 && sp_missing && changes.is_empty() {
+            StepStatus::Create {
+                detail: "service principal".into(),
+            }
+        } else if !changes.is_empty() {
+            StepStatus::Update { changes }
+        } else {
+            StepStatus::Ok {
+                detail: ok_detail(n, desired),
+            }
+        };
+        steps.push(Step {
+            number: n,
+            title: STEP_TITLES[n as usize - 1],
+            status,
+        });
+    }
+    if let Some(disable) = disable_first {
+        actions.push(Action::DisableScopes { scopes: disable });
+    }
+    if let Some(body) = update_body(desired, &want, &have, scopes, backfill) {
+        actions.push(Action::UpdateApplication { body });
+    }
+    if sp_missing {
+        actions.push(Action::CreateServicePrincipal);
+    }
+}
+
+/// Step 8: the secret. A new one unless the vault holds a valid credential of the app; the
+/// credentials entraform made that the vault does not hold and that are newer than the one it
+/// does are removed.
+fn plan_secret(
+    desired: &Desired,
+    obs: &Observation,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) -> Step {
     let creds: Vec<PasswordCredential> = obs
         .app
         .as_ref()
@@ -697,7 +737,52 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
         c.display_name.as_deref() == Some(desired.secret.display_name.as_str())
     };
     let held = vault_credential(&creds, &vault).filter(|c| credential_valid(c, now));
-    let secret_status = match (&vault, held) {
+    let secret_status = secret_status(desired, &creds, &vault, held, now);
+    if secret_status.is_change() {
+        actions.push(Action::AddPassword {
+            display_name: desired.secret.display_name.clone(),
+            lifetime_days: desired.secret.lifetime_days,
+        });
+    }
+    // Credentials entraform made that the vault does not hold and that are newer than the one it
+    // does: only an interrupted run leaves those (every valid secret of the app is one the
+    // vault holds; see docs/rotate.md).
+    if matches!(vault, VaultView::Holds { .. } | VaultView::Empty) {
+        let held_start = held.and_then(|c| parse_time(&c.start_date_time));
+        for c in creds.iter().filter(|c| ours(c)) {
+            let is_held = held.is_some_and(|h| h.key_id == c.key_id);
+            let newer = match (held_start, parse_time(&c.start_date_time)) {
+                (Some(h), Some(s)) => s > h,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if !is_held && newer {
+                actions.push(Action::RemoveOrphanPassword {
+                    key_id: c.key_id.clone().unwrap_or_default(),
+                    hint: c.hint.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    Step {
+        number: 8,
+        title: STEP_TITLES[7],
+        status: secret_status,
+    }
+}
+
+/// Step 8's status: what the vault holds (or is taken to hold) against the app's credentials.
+fn secret_status(
+    desired: &Desired,
+    creds: &[PasswordCredential],
+    vault: &VaultView,
+    held: Option<&PasswordCredential>,
+    now: OffsetDateTime,
+) -> StepStatus {
+    let ours = |c: &PasswordCredential| {
+        c.display_name.as_deref() == Some(desired.secret.display_name.as_str())
+    };
+    match (vault, held) {
         (_, Some(c)) => StepStatus::Ok {
             detail: format!(
                 "vault holds keyId {} (hint {}), expires {}",
@@ -734,39 +819,11 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
                 desired.secret.vault_path
             ),
         },
-    };
-    if secret_status.is_change() {
-        actions.push(Action::AddPassword {
-            display_name: desired.secret.display_name.clone(),
-            lifetime_days: desired.secret.lifetime_days,
-        });
     }
-    // Credentials entraform made that the vault does not hold and that are newer than the one it
-    // does: only an interrupted run leaves those (SPEC §5: no valid secret the vault does not hold).
-    if matches!(vault, VaultView::Holds { .. } | VaultView::Empty) {
-        let held_start = held.and_then(|c| parse_time(&c.start_date_time));
-        for c in creds.iter().filter(|c| ours(c)) {
-            let is_held = held.is_some_and(|h| h.key_id == c.key_id);
-            let newer = match (held_start, parse_time(&c.start_date_time)) {
-                (Some(h), Some(s)) => s > h,
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-            if !is_held && newer {
-                actions.push(Action::RemoveOrphanPassword {
-                    key_id: c.key_id.clone().unwrap_or_default(),
-                    hint: c.hint.clone().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    steps.push(Step {
-        number: 8,
-        title: STEP_TITLES[7],
-        status: secret_status,
-    });
+}
 
-    // Step 9: AllPrincipals grants.
+/// Step 9: the AllPrincipals grants, created or brought to the wanted scopes.
+fn plan_consent(desired: &Desired, obs: &Observation, actions: &mut Vec<Action>) -> Step {
     let sp = obs.service_principal.as_ref();
     let mut grant_changes = Vec::new();
     let mut grant_blocked = None;
@@ -810,45 +867,9 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
                 });
             }
             Some(g) => {
-                let have: BTreeSet<&str> = g.scope.split_whitespace().collect();
-                let missing: Vec<&str> = spec
-                    .scope
-                    .split_whitespace()
-                    .filter(|s| !have.contains(s))
-                    .collect();
-                // On the app's own SP, a value that is no longer one of its scopes is gone
-                // after this apply (renamed or removed; Graph refuses a grant of an
-                // unpublished scope). Any other value someone consented to is kept.
-                let stale: Vec<&str> = match &spec.resource {
-                    GrantResource::SelfApp => g
-                        .scope
-                        .split_whitespace()
-                        .filter(|v| !desired.app.scopes.iter().any(|s| s.value == *v))
-                        .collect(),
-                    GrantResource::App(_) => Vec::new(),
-                };
-                if !missing.is_empty() || !stale.is_empty() {
-                    let mut scope: Vec<&str> = g
-                        .scope
-                        .split_whitespace()
-                        .filter(|v| !stale.contains(v))
-                        .collect();
-                    scope.extend(missing.iter());
-                    let mut what = Vec::new();
-                    if !missing.is_empty() {
-                        what.push(format!("{} on {resource_name}", missing.join(" ")));
-                    }
-                    if !stale.is_empty() {
-                        what.push(format!(
-                            "drop the removed {} on {resource_name}",
-                            stale.join(" ")
-                        ));
-                    }
-                    grant_changes.push(what.join(", "));
-                    actions.push(Action::UpdateGrant {
-                        grant_id: g.id.clone(),
-                        scope: scope.join(" "),
-                    });
+                if let Some((what, action)) = update_grant(desired, spec, g, &resource_name) {
+                    grant_changes.push(what);
+                    actions.push(action);
                 }
             }
         }
@@ -870,23 +891,64 @@ pub fn build(desired: &Desired, obs: &Observation, now: OffsetDateTime) -> Plan 
             detail: format!("grant {}", grant_changes.join(", ")),
         }
     };
-    steps.push(Step {
+    Step {
         number: 9,
         title: STEP_TITLES[8],
         status: consent_status,
-    });
-
-    Plan {
-        service: desired.service.clone(),
-        customer: desired.customer.clone(),
-        unique_name: desired.unique_name.clone(),
-        app_object_id: obs.app.as_ref().and_then(|a| a.id.clone()),
-        app_id: obs.app.as_ref().and_then(|a| a.app_id.clone()),
-        found_by: obs.found_by.clone(),
-        steps,
-        actions,
-        warnings,
     }
+}
+
+/// An existing grant brought to the wanted scopes: what changes and the update, if anything
+/// does.
+fn update_grant(
+    desired: &Desired,
+    spec: &GrantSpec,
+    g: &OAuth2PermissionGrant,
+    resource_name: &str,
+) -> Option<(String, Action)> {
+    let have: BTreeSet<&str> = g.scope.split_whitespace().collect();
+    let missing: Vec<&str> = spec
+        .scope
+        .split_whitespace()
+        .filter(|s| !have.contains(s))
+        .collect();
+    // On the app's own SP, a value that is no longer one of its scopes is gone
+    // after this apply (renamed or removed; Graph refuses a grant of an
+    // unpublished scope). Any other value someone consented to is kept.
+    let stale: Vec<&str> = match &spec.resource {
+        GrantResource::SelfApp => g
+            .scope
+            .split_whitespace()
+            .filter(|v| !desired.app.scopes.iter().any(|s| s.value == *v))
+            .collect(),
+        GrantResource::App(_) => Vec::new(),
+    };
+    if missing.is_empty() && stale.is_empty() {
+        return None;
+    }
+    let mut scope: Vec<&str> = g
+        .scope
+        .split_whitespace()
+        .filter(|v| !stale.contains(v))
+        .collect();
+    scope.extend(missing.iter());
+    let mut what = Vec::new();
+    if !missing.is_empty() {
+        what.push(format!("{} on {resource_name}", missing.join(" ")));
+    }
+    if !stale.is_empty() {
+        what.push(format!(
+            "drop the removed {} on {resource_name}",
+            stale.join(" ")
+        ));
+    }
+    Some((
+        what.join(", "),
+        Action::UpdateGrant {
+            grant_id: g.id.clone(),
+            scope: scope.join(" "),
+        },
+    ))
 }
 
 fn ok_detail(step: u8, d: &Desired) -> String {

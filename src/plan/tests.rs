@@ -362,3 +362,28 @@ fn drift_diff_names_each_field() {
         ["api.requestedAccessTokenVersion", "web.redirectUris"]
     );
 }
+
+#[test]
+fn new_scope_ids_come_from_the_generator() {
+    let obs = Observation::default();
+    let mut n = 0;
+    let mut counter = || {
+        n += 1;
+        format!("00000000-0000-0000-0000-{n:012}")
+    };
+    let plan = build_with(&blueprint(), &obs, NOW, &mut counter);
+    let Action::CreateApplication { body, .. } = &plan.actions[0] else {
+        panic!("expected a create first: {:?}", plan.actions[0]);
+    };
+    let ids: Vec<&str> = body
+        .api
+        .as_ref()
+        .and_then(|a| a.oauth2_permission_scopes.as_ref())
+        .map(|s| s.iter().map(|s| s.id.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["00000000-0000-0000-0000-000000000001"]);
+    let again = build_with(&blueprint(), &obs, NOW, &mut || {
+        "00000000-0000-0000-0000-000000000001".to_string()
+    });
+    assert_eq!(plan, again, "same inputs and ids, same plan");
+}

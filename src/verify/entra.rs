@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::desired::{Desired, GrantResource, MS_GRAPH_APP_ID};
+use crate::graph::wire::Application;
 use crate::graph::{AuthConfig, GraphClient, prove_secret};
 use crate::observed::{Observed, observe};
 use crate::secret::{SECRET_LEN_MAX, SECRET_LEN_MIN, Secret, check_shape};
@@ -100,8 +101,61 @@ pub async fn entra_checks(
 
     // #13a needs no Graph: read and check the vault first.
     let vault_read = read_vault(vault, &desired.secret.vault_path).await;
-    let path = &desired.secret.vault_path;
-    let secret = match vault_read {
+    let secret = shape_check(vault_read, &desired.secret.vault_path, &mut checks);
+
+    let observed = match observed {
+        Ok(o) => o,
+        Err(u) => {
+            let detail = format!("cannot read the tenant: {}", u.message);
+            for (id, title) in [
+                ("#11", "app manifest"),
+                ("#12", T_SP),
+                ("#13b", T_TOKEN),
+                ("consent", T_CONSENT),
+            ] {
+                checks.push(Check::fail(id, title, detail.clone(), u.fix.clone()));
+            }
+            return checks;
+        }
+    };
+    let Some(app) = &observed.app else {
+        let detail = format!(
+            "no app for {} in tenant {} (looked up by {}uniqueName {} and App ID URI {})",
+            desired.service,
+            desired.tenant_id,
+            desired
+                .app_id
+                .as_deref()
+                .map(|id| format!("app_id {id}, "))
+                .unwrap_or_default(),
+            desired.unique_name,
+            desired.app.identifier_uri
+        );
+        for (id, title) in [
+            ("#11", "app manifest"),
+            ("#12", T_SP),
+            ("#13b", T_TOKEN),
+            ("consent", T_CONSENT),
+        ] {
+            checks.push(Check::fail(id, title, detail.clone(), fix_apply("step 1")));
+        }
+        return checks;
+    };
+    let app_id = app.app_id.clone().unwrap_or_default();
+
+    app_checks(app, desired, &mut checks);
+    checks.push(sp_check(&observed, desired, &app_id));
+
+    // #13b: a real token request with the vault's secret.
+    checks.push(token_check(secret.as_ref(), &graph, desired, &app_id).await);
+
+    checks.push(consent_check(&observed, desired, &graph, &app_id));
+    checks
+}
+
+/// #13a: the vault's value has the shape of an Entra client secret. The secret, when usable.
+fn shape_check(vault_read: VaultRead, path: &str, checks: &mut Vec<Check>) -> Option<Secret> {
+    match vault_read {
         VaultRead::Value(secret) => match check_shape(&secret) {
             Ok(()) => {
                 checks.push(Check::pass(
@@ -157,49 +211,11 @@ pub async fn entra_checks(
             ));
             None
         }
-    };
+    }
+}
 
-    let observed = match observed {
-        Ok(o) => o,
-        Err(u) => {
-            let detail = format!("cannot read the tenant: {}", u.message);
-            for (id, title) in [
-                ("#11", "app manifest"),
-                ("#12", T_SP),
-                ("#13b", T_TOKEN),
-                ("consent", T_CONSENT),
-            ] {
-                checks.push(Check::fail(id, title, detail.clone(), u.fix.clone()));
-            }
-            return checks;
-        }
-    };
-    let Some(app) = &observed.app else {
-        let detail = format!(
-            "no app for {} in tenant {} (looked up by {}uniqueName {} and App ID URI {})",
-            desired.service,
-            desired.tenant_id,
-            desired
-                .app_id
-                .as_deref()
-                .map(|id| format!("app_id {id}, "))
-                .unwrap_or_default(),
-            desired.unique_name,
-            desired.app.identifier_uri
-        );
-        for (id, title) in [
-            ("#11", "app manifest"),
-            ("#12", T_SP),
-            ("#13b", T_TOKEN),
-            ("consent", T_CONSENT),
-        ] {
-            checks.push(Check::fail(id, title, detail.clone(), fix_apply("step 1")));
-        }
-        return checks;
-    };
-    let app_id = app.app_id.clone().unwrap_or_default();
-
-    // #11
+/// #11: the app's token version, App ID URI and audience.
+fn app_checks(app: &Application, desired: &Desired, checks: &mut Vec<Check>) {
     let version = app
         .api
         .as_ref()
@@ -259,9 +275,11 @@ pub async fn entra_checks(
             fix_apply("step 1"),
         )
     });
+}
 
-    // #12
-    checks.push(match &observed.service_principal {
+/// #12: the app's service principal.
+fn sp_check(observed: &Observed, desired: &Desired, app_id: &str) -> Check {
+    match &observed.service_principal {
         Some(sp) => Check::pass(
             "#12",
             T_SP,
@@ -279,10 +297,17 @@ pub async fn entra_checks(
                 fix_apply("step 1")
             ),
         ),
-    });
+    }
+}
 
-    // #13b: a real token request with the vault's secret.
-    checks.push(match (&secret, &graph) {
+/// #13b: a real token request with the vault's secret.
+async fn token_check(
+    secret: Option<&Secret>,
+    graph: &GraphAccess<'_>,
+    desired: &Desired,
+    app_id: &str,
+) -> Check {
+    match (secret, graph) {
         (None, _) => Check::skip(
             "#13b",
             T_TOKEN,
@@ -290,21 +315,17 @@ pub async fn entra_checks(
         ),
         (Some(_), Err(u)) => Check::fail("#13b", T_TOKEN, u.message.clone(), u.fix.clone()),
         (Some(secret), Ok((_, auth))) => match auth.graph_scope() {
-            Err(e) => Check::fail(
-                "#13b",
-                T_TOKEN,
-                e.to_string(),
-                e.hint().unwrap_or_default(),
-            ),
+            Err(e) => Check::fail("#13b", T_TOKEN, e.to_string(), e.hint().unwrap_or_default()),
             Ok(scope) => {
                 let deadline = tokio::time::Instant::now() + PROVE_DEADLINE;
-                match prove_secret(auth, &desired.tenant_id, &app_id, secret, &scope, deadline)
-                    .await
+                match prove_secret(auth, &desired.tenant_id, app_id, secret, &scope, deadline).await
                 {
                     Ok(()) => Check::pass(
                         "#13b",
                         T_TOKEN,
-                        format!("client-credentials token issued to appId {app_id} with the vault's secret"),
+                        format!(
+                            "client-credentials token issued to appId {app_id} with the vault's secret"
+                        ),
                     ),
                     Err(e) => Check::fail(
                         "#13b",
@@ -319,9 +340,16 @@ pub async fn entra_checks(
                 }
             }
         },
-    });
+    }
+}
 
-    // Admin consent: every AllPrincipals grant the manifest asks for, with all its scopes.
+/// Admin consent: every AllPrincipals grant the manifest asks for, with all its scopes.
+fn consent_check(
+    observed: &Observed,
+    desired: &Desired,
+    graph: &GraphAccess<'_>,
+    app_id: &str,
+) -> Check {
     let mut granted = Vec::new();
     let mut missing = Vec::new();
     for spec in &desired.consent {
@@ -360,7 +388,7 @@ pub async fn entra_checks(
             missing.push(format!("{} on {name}", lacking.join(" ")));
         }
     }
-    checks.push(if missing.is_empty() {
+    if missing.is_empty() {
         Check::pass(
             "consent",
             T_CONSENT,
@@ -370,7 +398,7 @@ pub async fn entra_checks(
         let url = graph
             .as_ref()
             .map(|(_, auth)| {
-                crate::desired::admin_consent_url(&auth.authority_host, desired, &app_id)
+                crate::desired::admin_consent_url(&auth.authority_host, desired, app_id)
             })
             .unwrap_or_default();
         Check::fail(
@@ -379,6 +407,5 @@ pub async fn entra_checks(
             format!("not granted tenant-wide: {}", missing.join("; ")),
             format!("{}; or have a tenant admin open {url}", fix_apply("step 9")),
         )
-    });
-    checks
+    }
 }
