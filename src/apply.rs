@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::audit::AuditAction;
 use crate::desired::{Desired, GrantResource};
-use crate::graph::client::BatchRequest;
+use crate::graph::client::{BatchRequest, BatchResponse};
 use crate::graph::wire::{ApiApplication, Application, OAuth2PermissionGrant};
 use crate::graph::{AuthConfig, GraphError, GraphWrite, UpsertOutcome};
 use crate::plan::{Action, Plan};
@@ -127,62 +127,12 @@ pub async fn execute(
     let mut app_id = plan.app_id.clone();
     let mut created: Option<Application> = None;
 
-    // 1. Disable what must change, so Graph accepts the change (an enabled scope cannot be changed or removed: Graph answers
-    // `CannotDeleteOrUpdateEnabledEntitlement`).
-    for action in &plan.actions {
-        if let Action::DisableScopes { scopes } = action {
-            let id = app_object_id.as_deref().unwrap_or_default();
-            let body = Application {
-                api: Some(ApiApplication {
-                    oauth2_permission_scopes: Some(scopes.clone()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            write
-                .patch_application(id, &body)
-                .await
-                .map_err(graph_err)?;
-        }
-    }
+    // 1. Disable what must change, so Graph accepts the change (Graph refuses to change or
+    // remove an enabled scope: <https://learn.microsoft.com/graph/api/resources/permissionscope>).
+    disable_scopes(write, plan, app_object_id.as_deref()).await?;
 
     // 2. Create or update the application (steps 1–7 in one request).
-    for action in &plan.actions {
-        match action {
-            Action::CreateApplication { unique_name, body } => {
-                match write
-                    .upsert_application(unique_name, body, true)
-                    .await
-                    .map_err(graph_err)?
-                {
-                    UpsertOutcome::Created(app) => {
-                        app_object_id = app.id.clone();
-                        app_id = app.app_id.clone();
-                        created = Some(*app);
-                    }
-                    // Someone created it between our read and this write: the upsert updated it.
-                    UpsertOutcome::Updated => {
-                        let app = crate::graph::GraphRead::find_application(
-                            write.client(),
-                            &crate::graph::Lookup::UniqueName(unique_name.clone()),
-                        )
-                        .await
-                        .map_err(graph_err)?
-                        .ok_or_else(|| {
-                            ApplyError::failed("the upserted app cannot be read back")
-                        })?;
-                        app_object_id = app.id.clone();
-                        app_id = app.app_id.clone();
-                    }
-                }
-            }
-            Action::UpdateApplication { body } => {
-                let id = app_object_id.clone().unwrap_or_default();
-                update_with_retry(write, &id, body).await?;
-            }
-            _ => {}
-        }
-    }
+    write_application(write, plan, &mut app_object_id, &mut app_id, &mut created).await?;
     let (Some(app_object_id), Some(app_id)) = (app_object_id, app_id) else {
         return Err(ApplyError::failed(
             "the application has no id after the write",
@@ -225,23 +175,7 @@ pub async fn execute(
         let _ = sp_done.send(Some(outcome));
         r
     };
-    let ready = async move {
-        let mut rx = sp_ready;
-        let outcome = rx.wait_for(Option::is_some).await.map(|v| v.clone());
-        match outcome {
-            Ok(Some(Ok(()))) => Ok(()),
-            Ok(Some(Err(e))) => Err(MintError::failed(
-                format!(
-                    "creating the app's service principal failed ({e}), and without one no token can be requested"
-                ),
-                None,
-            )),
-            _ => Err(MintError::failed(
-                "the service principal step ended without an answer",
-                None,
-            )),
-        }
-    };
+    let ready = wait_for_sp(sp_ready);
     let mint_future = async {
         match mint_action {
             Some((display_name, lifetime_days)) => {
@@ -297,10 +231,172 @@ pub async fn execute(
     if let Some(r) = sp_result {
         r.map_err(graph_err)?;
     }
+    let (result, detail) = secret_outcome(plan, minted.as_ref());
+    done(8, result, detail);
+
+    // 4. Orphaned credentials go only once the vault holds a proven secret.
+    let removed = remove_orphans(write, plan, &app_object_id).await?;
+    let grant_responses = grant_responses.map_err(graph_err)?;
+    let denied = consent_denied(&grant_responses)?;
+    let (result, detail, admin_consent) =
+        consent_outcome(env, plan, &app_id, denied, grant_responses.is_empty());
+    done(9, result, detail);
+
+    Ok(ApplyReport {
+        service: d.service.clone(),
+        app_id,
+        app_object_id,
+        writes: plan.actions.len(),
+        steps,
+        secret: minted,
+        removed_credentials: removed,
+        admin_consent_url: admin_consent,
+        app: created,
+    })
+}
+
+/// Step 1 of [`execute`]: PATCH the scopes that must change or go to `isEnabled: false`.
+async fn disable_scopes(
+    write: &GraphWrite,
+    plan: &Plan,
+    app_object_id: Option<&str>,
+) -> Result<(), ApplyError> {
+    for action in &plan.actions {
+        if let Action::DisableScopes { scopes } = action {
+            let id = app_object_id.unwrap_or_default();
+            let body = Application {
+                api: Some(ApiApplication {
+                    oauth2_permission_scopes: Some(scopes.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            write
+                .patch_application(id, &body)
+                .await
+                .map_err(graph_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2 of [`execute`]: the create (an upsert) or the update of the application; the ids of
+/// the app written, and the app itself when it was created.
+async fn write_application(
+    write: &GraphWrite,
+    plan: &Plan,
+    app_object_id: &mut Option<String>,
+    app_id: &mut Option<String>,
+    created: &mut Option<Application>,
+) -> Result<(), ApplyError> {
+    for action in &plan.actions {
+        match action {
+            Action::CreateApplication { unique_name, body } => {
+                match write
+                    .upsert_application(unique_name, body, true)
+                    .await
+                    .map_err(graph_err)?
+                {
+                    UpsertOutcome::Created(app) => {
+                        *app_object_id = app.id.clone();
+                        *app_id = app.app_id.clone();
+                        *created = Some(*app);
+                    }
+                    // Someone created it between our read and this write: the upsert updated it.
+                    UpsertOutcome::Updated => {
+                        let app = crate::graph::GraphRead::find_application(
+                            write.client(),
+                            &crate::graph::Lookup::UniqueName(unique_name.clone()),
+                        )
+                        .await
+                        .map_err(graph_err)?
+                        .ok_or_else(|| {
+                            ApplyError::failed("the upserted app cannot be read back")
+                        })?;
+                        *app_object_id = app.id.clone();
+                        *app_id = app.app_id.clone();
+                    }
+                }
+            }
+            Action::UpdateApplication { body } => {
+                let id = app_object_id.clone().unwrap_or_default();
+                update_with_retry(write, &id, body).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Step 4 of [`execute`]: remove the orphaned credentials of the plan (gone already counts).
+async fn remove_orphans(
+    write: &GraphWrite,
+    plan: &Plan,
+    app_object_id: &str,
+) -> Result<Vec<String>, ApplyError> {
+    let orphans: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveOrphanPassword { key_id, .. } => Some(key_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut removed = Vec::new();
+    for key in &orphans {
+        match write.remove_password(app_object_id, key).await {
+            Ok(()) => removed.push(key.clone()),
+            Err(e) if e.is_not_found() => removed.push(key.clone()),
+            Err(e) => return Err(graph_err(e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether the grants were refused for lack of rights (a 409 means granted already); any other
+/// failure is an error.
+fn consent_denied(grant_responses: &[BatchResponse]) -> Result<bool, ApplyError> {
+    let mut denied = false;
+    for resp in grant_responses {
+        if let Some(err) = resp.error() {
+            if err.status == 409 {
+                continue; // already granted: converged
+            }
+            if err.status == 403 || err.code == "Authorization_RequestDenied" {
+                denied = true;
+                continue;
+            }
+            return Err(GraphError::from(err).into());
+        }
+    }
+    Ok(denied)
+}
+
+/// Resolves once the service principal step has ended: `Ok` when the SP exists.
+async fn wait_for_sp(
+    mut rx: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+) -> Result<(), MintError> {
+    let outcome = rx.wait_for(Option::is_some).await.map(|v| v.clone());
+    match outcome {
+        Ok(Some(Ok(()))) => Ok(()),
+        Ok(Some(Err(e))) => Err(MintError::failed(
+            format!(
+                "creating the app's service principal failed ({e}), and without one no token can be requested"
+            ),
+            None,
+        )),
+        _ => Err(MintError::failed(
+            "the service principal step ended without an answer",
+            None,
+        )),
+    }
+}
+
+/// Step 8's line: the new secret, or what the plan found.
+fn secret_outcome(plan: &Plan, minted: Option<&Minted>) -> (&'static str, String) {
     let secret_step = plan.steps.iter().find(|s| s.number == 8);
-    match &minted {
-        Some(m) => done(
-            8,
+    match minted {
+        Some(m) => (
             "done",
             format!(
                 "keyId {} (hint {}) → {} ({}), proven with a token request",
@@ -314,88 +410,42 @@ pub async fn execute(
                 }
             ),
         ),
-        None => done(
-            8,
+        None => (
             "ok",
             secret_step
                 .map(|s| step_detail(&s.status))
                 .unwrap_or_default(),
         ),
     }
+}
 
-    // 4. Orphaned credentials go only once the vault holds a proven secret.
-    let orphans: Vec<String> = plan
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::RemoveOrphanPassword { key_id, .. } => Some(key_id.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut removed = Vec::new();
-    for key in &orphans {
-        match write.remove_password(&app_object_id, key).await {
-            Ok(()) => removed.push(key.clone()),
-            Err(e) if e.is_not_found() => removed.push(key.clone()),
-            Err(e) => return Err(graph_err(e)),
-        }
-    }
-    let grant_responses = grant_responses.map_err(graph_err)?;
-    let mut admin_consent = None;
-    let mut denied = false;
-    for resp in &grant_responses {
-        if let Some(err) = resp.error() {
-            if err.status == 409 {
-                continue; // already granted: converged
-            }
-            if err.status == 403 || err.code == "Authorization_RequestDenied" {
-                denied = true;
-                continue;
-            }
-            return Err(GraphError::from(err).into());
-        }
-    }
+/// Step 9's line: refused for lack of rights (with the admin-consent URL), or what the plan
+/// wanted, done or found.
+fn consent_outcome(
+    env: &ApplyEnv<'_>,
+    plan: &Plan,
+    app_id: &str,
+    denied: bool,
+    no_writes: bool,
+) -> (&'static str, String, Option<String>) {
     let consent_step = plan.steps.iter().find(|s| s.number == 9);
+    let planned = || {
+        consent_step
+            .map(|s| step_detail(&s.status))
+            .unwrap_or_default()
+    };
     if denied {
-        let url = crate::desired::admin_consent_url(&env.auth.authority_host, d, &app_id);
-        done(
-            9,
-            "blocked",
-            format!(
-                "the operator may not grant tenant-wide consent (needs DelegatedPermissionGrant.ReadWrite.All \
-                 or the Cloud Application Administrator role); a tenant admin opens: {url}"
-            ),
+        let url = crate::desired::admin_consent_url(&env.auth.authority_host, env.desired, app_id);
+        let detail = format!(
+            "the operator may not grant tenant-wide consent (needs DelegatedPermissionGrant.ReadWrite.All \
+             or the Cloud Application Administrator role); a tenant admin opens: {url}"
         );
-        admin_consent = Some(url);
-    } else if grant_responses.is_empty() {
-        done(
-            9,
-            "ok",
-            consent_step
-                .map(|s| step_detail(&s.status))
-                .unwrap_or_default(),
-        );
+        ("blocked", detail, Some(url))
+    } else if no_writes {
+        ("ok", planned(), None)
     } else {
-        done(
-            9,
-            "done",
-            consent_step
-                .map(|s| step_detail(&s.status))
-                .unwrap_or_default(),
-        );
+        ("done", planned(), None)
     }
-
-    Ok(ApplyReport {
-        service: d.service.clone(),
-        app_id,
-        app_object_id,
-        writes: plan.actions.len(),
-        steps,
-        secret: minted,
-        removed_credentials: removed,
-        admin_consent_url: admin_consent,
-        app: created,
-    })
 }
 
 /// The consent writes of `plan` for the app's SP `sp_id`, as one `$batch`.
