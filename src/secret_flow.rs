@@ -508,36 +508,26 @@ async fn settle_unanswered_add(
              delete --id {} --key-id KEYID`",
             target.display_name, target.app_id
         ));
-        let mut r = AuditRecord::new(
-            target.tenant,
-            target.service,
-            target.action,
-            AuditOutcome::Failed,
-        );
-        r.app_id = Some(target.app_id.to_string());
-        r.detail = Some(format!(
-            "addPassword's outcome is unknown ({error}); the app's credentials could not be \
+        append_failed(
+            target,
+            format!(
+                "addPassword's outcome is unknown ({error}); the app's credentials could not be \
              read to settle it: {e}"
-        ));
-        append(target, &r);
+            ),
+        );
     } else if found.is_empty() {
         notes.push(
             "no credential of this attempt exists on the app: nothing was minted, nothing to \
              undo"
                 .to_string(),
         );
-        let mut r = AuditRecord::new(
-            target.tenant,
-            target.service,
-            target.action,
-            AuditOutcome::Failed,
-        );
-        r.app_id = Some(target.app_id.to_string());
-        r.detail = Some(format!(
-            "addPassword's outcome was unknown ({error}); the app's credentials were read: \
+        append_failed(
+            target,
+            format!(
+                "addPassword's outcome was unknown ({error}); the app's credentials were read: \
              none of this attempt"
-        ));
-        append(target, &r);
+            ),
+        );
     }
     for cred in &found {
         let key_id = cred.key_id.clone().unwrap_or_default();
@@ -584,6 +574,19 @@ async fn settle_unanswered_add(
         ),
         hint.or_else(|| Some("run the command again once Graph answers".into())),
     )
+}
+
+/// An audit record of a failed attempt that made no credential this run knows of.
+fn append_failed(target: &MintTarget<'_>, detail: String) {
+    let mut r = AuditRecord::new(
+        target.tenant,
+        target.service,
+        target.action,
+        AuditOutcome::Failed,
+    );
+    r.app_id = Some(target.app_id.to_string());
+    r.detail = Some(detail);
+    append(target, &r);
 }
 
 fn append(target: &MintTarget<'_>, r: &AuditRecord) {
