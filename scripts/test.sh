@@ -2,7 +2,7 @@
 # The test command (README): lint gates, then every test. Tests that need an external validator
 # (caddy, compose, a Secret Service) skip when it is absent, unless ENTRAFORM_REQUIRE_TOOLS=1.
 # When gnome-keyring is installed the suite runs inside a private D-Bus session with an unlocked
-# keyring so the keyring backend is tested against a real Secret Service (VALIDATORS.md §d).
+# keyring so the keyring backend is tested against a real Secret Service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

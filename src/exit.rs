@@ -1,4 +1,4 @@
-//! The process exit codes of the CLI contract (SPEC §3).
+//! The process exit codes of the CLI contract (README.md, "Exit codes").
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `entraform explain`: what an AADSTS code or a connector message means, who must act, the fix
 //! and the command that proves it is fixed. Translated from the seeds (troubleshooting, checklist
-//! §7 and §10) and the login endpoint's error table (`graph/behavior.md` §2.3).
+//! §7 and §10) and the login endpoint's error codes
+//! (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
 //!
 //! Placeholders in commands: `<service>`, `<customer>`, `<host>` (the customer's public host),
 //! `<client-id>`, `<tenant-id>`, `<SERVICE>` (upper-case service name).

@@ -1,7 +1,7 @@
 //! The observed state: what the tenant holds for one service, found statelessly.
 //!
 //! The app is found by its pinned `app_id`, else by `uniqueName`, else by App ID URI (an app
-//! made by hand is adopted, never duplicated, SPEC §4). All look-ups go in one `$batch` (round
+//! made by hand is adopted, never duplicated; README.md). All look-ups go in one `$batch` (round
 //! trip 1); the grants of the app's service principal are round trip 2. When the keys point at
 //! different apps, `observe` stops with an error that names them: it never guesses.
 

@@ -1,5 +1,5 @@
 //! `entraform emulator`: run the Graph + login emulator until interrupted, printing the shell
-//! `export` lines (SPEC §6) on stdout once it listens.
+//! `export` lines (docs/emulator.md) on stdout once it listens.
 //!
 //! It stays local: a non-loopback `--listen` needs `--allow-remote`, and with `--tls` the CA
 //! goes into a private directory (0700, random name) that is removed when it stops, on SIGINT

@@ -549,9 +549,10 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Map an azure_core error: keep its text, pull out the `AADSTS` code (VALIDATORS §g: when
-    /// the description has escaped characters azure_identity 1.0 reports a serde error that
-    /// still embeds the AADSTS text, so the code is read from the text, not the structure).
+    /// Map an azure_core error: keep its text, pull out the `AADSTS` code (observed with
+    /// azure_identity 1.0: when the description has escaped characters, such as the `\r\n`
+    /// before "Trace ID", it reports a serde error that still embeds the AADSTS text, so the
+    /// code is read from the text, not the structure).
     pub fn from_azure(context: &str, err: &azure_core::Error) -> Self {
         let text = error_chain_text(err);
         AuthError::Credential {

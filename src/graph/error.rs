@@ -124,7 +124,7 @@ impl ApiError {
     }
 
     /// The transient errors of directory replication right after a create
-    /// (behavior.md §10; <https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
+    /// (<https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/>).
     pub fn is_replication_delay(&self) -> bool {
         (self.status == 404 && self.has_code("Request_ResourceNotFound"))
             || (self.status == 400 && self.has_code("NoBackingApplicationObject"))

@@ -333,7 +333,7 @@ impl GraphWrite {
 
     /// `PATCH /applications/{id}`: only the properties present in `app` change (collections
     /// are replaced whole). `uniqueName` is sent when set (the one-time back-fill of an adopted
-    /// app, behavior.md §3.1).
+    /// app, as <https://github.com/microsoftgraph/msgraph-bicep-types/issues/196> advises).
     pub async fn patch_application(
         &self,
         object_id: &str,

@@ -2,7 +2,7 @@
 //!
 //! Reads tolerate everything Graph may add (unknown fields ignored, nulls defaulted); writes
 //! send only what they set (`skip_serializing_if`), because a PATCH replaces every collection it
-//! names (behavior.md §4.4).
+//! names (<https://learn.microsoft.com/graph/api/application-update?view=graph-rest-1.0>).
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,8 @@ pub struct Application {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ApiApplication {
-    /// `null` means 1 (behavior.md §3.3).
+    /// `null` means 1
+    /// (<https://learn.microsoft.com/graph/api/resources/apiapplication?view=graph-rest-1.0>).
     #[serde(skip_serializing_if = "is_none")]
     pub requested_access_token_version: Option<i32>,
     #[serde(skip_serializing_if = "is_none")]
@@ -141,7 +142,7 @@ pub struct OAuth2PermissionGrant {
     pub scope: String,
 }
 
-/// Graph's error envelope `{"error": {...}}` (behavior.md §1.1).
+/// Graph's error envelope `{"error": {...}}` (<https://learn.microsoft.com/graph/errors>).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ErrorEnvelope {

@@ -29,7 +29,8 @@ pub struct AppShape {
     pub display_name: String,
     pub sign_in_audience: String,
     pub identifier_uris: BTreeSet<String>,
-    /// `null` is folded to 1, its documented meaning (behavior.md §3.3).
+    /// `null` is folded to 1, its documented meaning
+    /// (<https://learn.microsoft.com/graph/api/resources/apiapplication?view=graph-rest-1.0>).
     pub requested_access_token_version: i32,
     pub scopes: Vec<ScopeShape>,
     pub redirect_uris: BTreeSet<String>,

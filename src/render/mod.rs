@@ -1,5 +1,5 @@
-//! The four deployment fragments of SPEC §7, rendered from minijinja templates, and the in-place
-//! merges into the hand-kept customers.yaml and cloudflared config.
+//! The four deployment fragments (docs/render.md), rendered from minijinja templates, and the
+//! in-place merges into the hand-kept customers.yaml and cloudflared config.
 //!
 //! Rendering is pure ([`render_all`]); writing is atomic and skips unchanged files
 //! ([`write_fragments`]). The values every fragment needs are computed here once, in Rust
@@ -214,7 +214,7 @@ impl RenderError {
     }
 }
 
-/// One cloudflared ingress rule this service needs (SPEC §7).
+/// One cloudflared ingress rule this service needs (docs/render.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IngressRule {
     pub hostname: String,

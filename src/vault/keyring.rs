@@ -16,7 +16,8 @@
 //! on its own tokio runtime, which panics ("Cannot start a runtime from within a runtime") when
 //! called from a tokio worker thread
 //! (<https://github.com/hwchen/keyring-rs/issues/132>), and D-Bus activation of a Secret Service
-//! that cannot start hangs for two minutes before it fails (VALIDATORS.md §d).
+//! that cannot start (e.g. no `XDG_RUNTIME_DIR` for its socket) hangs for 120 s before it fails
+//! with `org.freedesktop.DBus.Error.TimedOut` (observed with gnome-keyring).
 
 use std::sync::mpsc;
 use std::time::Duration;
