@@ -149,7 +149,7 @@ pub static ENTRIES: &[Entry] = &[
         cause: "The secret sent is not a valid secret of the app: mistyped, the secret's ID pasted instead of its value, or a corrupted vault entry (e.g. stderr glued to it, the 270-character secret).",
         fix: "Operator: check the vault entry (40-50 characters); if it is wrong, `entraform rotate manifests/<service>.yaml` writes a fresh secret straight into the vault. Employee: paste the new value into the connector.",
         verify: "entraform verify manifests/<service>.yaml   (#13: charset, length and a real token request)",
-        source: "graph/behavior.md §2.3; checklist §8 #13",
+        source: "https://learn.microsoft.com/entra/identity-platform/reference-error-codes; checklist §8 #13",
     },
     Entry {
         id: "AADSTS7000222",
@@ -165,7 +165,7 @@ pub static ENTRIES: &[Entry] = &[
         cause: "Every secret the connector could use is past its endDateTime (secrets live two years).",
         fix: "entraform rotate manifests/<service>.yaml   (new secret → vault → verified; old ones pruned after the overlap), then send the new value to the employees.",
         verify: "entraform secrets manifests/<service>.yaml   (days left > 0)",
-        source: "graph/behavior.md §2.3",
+        source: "https://learn.microsoft.com/entra/identity-platform/reference-error-codes",
     },
     Entry {
         id: "AADSTS500011",
@@ -195,7 +195,7 @@ pub static ENTRIES: &[Entry] = &[
         cause: "The tenant in the login URL does not exist: a wrong `tenant_id` for the customer in manifests/defaults.yaml, or a wrong tenant in the server's AZURE_AD_TENANT_ID.",
         fix: "Correct `customers.<customer>.tenant_id` in manifests/defaults.yaml (Entra ID → Overview → Tenant ID) and re-render: `entraform render manifests/<service>.yaml`.",
         verify: "curl -s https://login.microsoftonline.com/<tenant-id>/v2.0/.well-known/openid-configuration | jq -r .issuer",
-        source: "graph/behavior.md §2.3",
+        source: "https://learn.microsoft.com/entra/identity-platform/reference-error-codes",
     },
     Entry {
         id: "AADSTS70011",
@@ -209,7 +209,7 @@ pub static ENTRIES: &[Entry] = &[
         cause: "The requested scope is malformed or names an API the tenant does not know: it must be `https://<host>/<service>/mcp/mcp.access` (or `<App ID URI>/.default` for client credentials).",
         fix: "Fix the scope in customers.yaml (`entraform render manifests/<service>.yaml --merge-customers …` writes it) and check the app exposes mcp.access: `entraform plan manifests/<service>.yaml`.",
         verify: "entraform drift manifests/<service>.yaml",
-        source: "graph/behavior.md §2.3",
+        source: "https://learn.microsoft.com/entra/identity-platform/reference-error-codes",
     },
     Entry {
         id: "invalid-host-header",
