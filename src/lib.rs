@@ -8,6 +8,7 @@ pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod credential;
 pub mod desired;
 pub mod drift;
 pub use entraform_emulator as emulator;

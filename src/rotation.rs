@@ -14,27 +14,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::graph::wire::PasswordCredential;
 use crate::vault_view::VaultView;
 
-fn parse(s: Option<&str>) -> Option<OffsetDateTime> {
-    s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
-}
-
-fn start_of(c: &PasswordCredential) -> Option<OffsetDateTime> {
-    parse(c.start_date_time.as_deref())
-}
-
-fn end_of(c: &PasswordCredential) -> Option<OffsetDateTime> {
-    parse(c.end_date_time.as_deref())
-}
-
-/// Whether `c` works at `now` (started, not expired). A credential without dates counts as valid.
-pub fn is_valid(c: &PasswordCredential, now: OffsetDateTime) -> bool {
-    end_of(c).is_none_or(|end| end > now) && start_of(c).is_none_or(|start| start <= now)
-}
-
-/// Whether entraform made `c`: its displayName is the manifest's secret display name.
-pub fn is_ours(c: &PasswordCredential, marker: &str) -> bool {
-    c.display_name.as_deref() == Some(marker)
-}
+pub use crate::credential::{current, is_ours, is_valid};
+use crate::credential::{end_of, start_of};
 
 /// Whole days from `now` to the credential's end (negative once expired for a day or more;
 /// `None` = no end).
@@ -48,24 +29,7 @@ pub fn vault_held<'a>(
     creds: &'a [PasswordCredential],
     vault: &VaultView,
 ) -> Option<&'a PasswordCredential> {
-    crate::vault_view::vault_credential(creds, vault)
-}
-
-/// The credential in use: the valid one the vault holds; when the vault cannot be read back,
-/// the newest valid entraform credential (the same assumption `plan` makes).
-pub fn current<'a>(
-    creds: &'a [PasswordCredential],
-    marker: &str,
-    vault: &VaultView,
-    now: OffsetDateTime,
-) -> Option<&'a PasswordCredential> {
-    match vault {
-        VaultView::Unreadable => creds
-            .iter()
-            .filter(|c| is_ours(c, marker) && is_valid(c, now))
-            .max_by_key(|c| start_of(c)),
-        _ => vault_held(creds, vault).filter(|c| is_valid(c, now)),
-    }
+    crate::credential::vault_credential(creds, vault)
 }
 
 /// Why `--if-expiring-within` lets a rotation go ahead, or why it skips.

@@ -469,11 +469,7 @@ async fn settle_unanswered_add(
 ) -> MintError {
     let hint = error.hint();
     let policy = write.client().retry_policy().clone();
-    let parse = |s: Option<&String>| {
-        s.and_then(|s| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        })
-    };
+    let parse = |s: Option<&String>| crate::credential::parse_time(s.map(String::as_str));
     let ours = |c: &PasswordCredential| {
         c.display_name.as_deref() == Some(target.display_name)
             && parse(c.end_date_time.as_ref())

@@ -2,10 +2,6 @@
 //! and secrets all decide from it which credential is the one in use.
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-use crate::graph::wire::PasswordCredential;
 
 /// What the vault says about this service's secret (read before planning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,20 +19,4 @@ pub enum VaultView {
     Unknown,
 }
 
-/// The credential the vault's secret belongs to (by hint; the newest if several share it).
-pub fn vault_credential<'a>(
-    creds: &'a [PasswordCredential],
-    vault: &VaultView,
-) -> Option<&'a PasswordCredential> {
-    let VaultView::Holds { hint } = vault else {
-        return None;
-    };
-    creds
-        .iter()
-        .filter(|c| c.hint.as_deref() == Some(hint.as_str()))
-        .max_by_key(|c| {
-            c.start_date_time
-                .as_deref()
-                .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
-        })
-}
+pub use crate::credential::vault_credential;

@@ -396,9 +396,7 @@ fn show_list(items: &[String]) -> String {
 }
 
 fn end_time(c: &PasswordCredential) -> Option<OffsetDateTime> {
-    c.end_date_time
-        .as_deref()
-        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+    crate::credential::end_of(c)
 }
 
 /// Valid credentials, and the latest expiry among them.

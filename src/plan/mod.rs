@@ -550,13 +550,12 @@ fn update_body(
 }
 
 fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {
-    s.as_deref()
-        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+    crate::credential::parse_time(s.as_deref())
 }
 
-/// Whether a credential is currently valid.
+/// Whether a credential is currently valid (started, not expired: [`crate::credential::is_valid`]).
 pub fn credential_valid(c: &PasswordCredential, now: OffsetDateTime) -> bool {
-    parse_time(&c.end_date_time).is_none_or(|end| end > now)
+    crate::credential::is_valid(c, now)
 }
 
 /// Build the plan, with fresh random ids for new scopes. [`build_with`] is the pure core.
@@ -779,9 +778,6 @@ fn secret_status(
     held: Option<&PasswordCredential>,
     now: OffsetDateTime,
 ) -> StepStatus {
-    let ours = |c: &PasswordCredential| {
-        c.display_name.as_deref() == Some(desired.secret.display_name.as_str())
-    };
     match (vault, held) {
         (_, Some(c)) => StepStatus::Ok {
             detail: format!(
@@ -792,7 +788,13 @@ fn secret_status(
             ),
         },
         (VaultView::Unreadable, None) => {
-            match creds.iter().rfind(|c| ours(c) && credential_valid(c, now)) {
+            // The same "in use" as rotate and secrets: the newest valid one this tool made.
+            match crate::credential::current(
+                creds,
+                &desired.secret.display_name,
+                &VaultView::Unreadable,
+                now,
+            ) {
                 Some(c) => StepStatus::Ok {
                     detail: format!(
                         "the vault cannot be read back; assuming it holds keyId {} (hint {})",

@@ -387,3 +387,44 @@ fn new_scope_ids_come_from_the_generator() {
     });
     assert_eq!(plan, again, "same inputs and ids, same plan");
 }
+
+#[test]
+fn without_read_back_the_plan_assumes_the_newest_valid_secret_like_rotate() {
+    // Graph does not promise an order for passwordCredentials; plan and rotate must name the
+    // same credential in use (crate::credential::current), not whichever is listed last.
+    let mut obs = converged();
+    obs.vault = Some(VaultView::Unreadable);
+    obs.app.as_mut().unwrap().password_credentials = Some(vec![
+        cred(
+            "newest",
+            "abc",
+            "2026-11-01T00:00:00Z",
+            "2028-11-01T00:00:00Z",
+            "entraform blueprint",
+        ),
+        cred(
+            "older",
+            "def",
+            "2026-01-01T00:00:00Z",
+            "2028-01-01T00:00:00Z",
+            "entraform blueprint",
+        ),
+        // Not started yet: it does not work, so it cannot be the one in use.
+        cred(
+            "future",
+            "ghi",
+            "2030-01-01T00:00:00Z",
+            "2032-01-01T00:00:00Z",
+            "entraform blueprint",
+        ),
+    ]);
+    let plan = build(&blueprint(), &obs, NOW);
+    let step8 = plan.steps.iter().find(|s| s.number == 8).unwrap();
+    let text = format!("{:?}", step8.status);
+    assert!(text.contains("keyId newest"), "{text}");
+    assert!(
+        !kinds(&plan).contains(&"add_password"),
+        "{:?}",
+        kinds(&plan)
+    );
+}
