@@ -27,9 +27,49 @@ use crate::vault::Vault;
 pub struct StepResult {
     pub number: u8,
     pub title: &'static str,
-    /// `ok` (nothing to do), `done` (changed), `blocked`.
-    pub result: &'static str,
+    pub result: StepOutcome,
     pub detail: String,
+}
+
+/// What happened to a step (`ok`, `done`, `blocked` in text and JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepOutcome {
+    /// Nothing to do.
+    Ok,
+    /// Changed.
+    Done,
+    /// The operator may not do it (consent); the report says who can.
+    Blocked,
+}
+
+impl StepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Done => "done",
+            StepOutcome::Blocked => "blocked",
+        }
+    }
+}
+
+impl From<&crate::plan::StepStatus> for StepOutcome {
+    /// What a step the apply did not touch reports: as the plan found it (a pending change
+    /// counts as done only once written, so this is for plans without changes).
+    fn from(status: &crate::plan::StepStatus) -> Self {
+        match status {
+            crate::plan::StepStatus::Blocked { .. } => StepOutcome::Blocked,
+            s if s.is_change() => StepOutcome::Done,
+            _ => StepOutcome::Ok,
+        }
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad` so that `{:<7}` aligns the text columns as the string did.
+        f.pad(self.as_str())
+    }
 }
 
 /// The outcome of an apply (no secret values).
@@ -107,7 +147,7 @@ pub async fn execute(
     let d = env.desired;
     let write = &env.write;
     let mut steps: Vec<StepResult> = Vec::new();
-    let mut done = |number: u8, result: &'static str, detail: String| {
+    let mut done = |number: u8, result: StepOutcome, detail: String| {
         let title = plan
             .steps
             .iter()
@@ -140,9 +180,9 @@ pub async fn execute(
     };
     for step in plan.steps.iter().filter(|s| (1..=7).contains(&s.number)) {
         let result = if step.status.is_change() {
-            "done"
+            StepOutcome::Done
         } else {
-            "ok"
+            StepOutcome::Ok
         };
         done(step.number, result, step_detail(&step.status));
     }
@@ -393,11 +433,11 @@ async fn wait_for_sp(
 }
 
 /// Step 8's line: the new secret, or what the plan found.
-fn secret_outcome(plan: &Plan, minted: Option<&Minted>) -> (&'static str, String) {
+fn secret_outcome(plan: &Plan, minted: Option<&Minted>) -> (StepOutcome, String) {
     let secret_step = plan.steps.iter().find(|s| s.number == 8);
     match minted {
         Some(m) => (
-            "done",
+            StepOutcome::Done,
             format!(
                 "keyId {} (hint {}) → {} ({}), proven with a token request",
                 m.key_id,
@@ -411,7 +451,7 @@ fn secret_outcome(plan: &Plan, minted: Option<&Minted>) -> (&'static str, String
             ),
         ),
         None => (
-            "ok",
+            StepOutcome::Ok,
             secret_step
                 .map(|s| step_detail(&s.status))
                 .unwrap_or_default(),
@@ -427,7 +467,7 @@ fn consent_outcome(
     app_id: &str,
     denied: bool,
     no_writes: bool,
-) -> (&'static str, String, Option<String>) {
+) -> (StepOutcome, String, Option<String>) {
     let consent_step = plan.steps.iter().find(|s| s.number == 9);
     let planned = || {
         consent_step
@@ -440,11 +480,11 @@ fn consent_outcome(
             "the operator may not grant tenant-wide consent (needs DelegatedPermissionGrant.ReadWrite.All \
              or the Cloud Application Administrator role); a tenant admin opens: {url}"
         );
-        ("blocked", detail, Some(url))
+        (StepOutcome::Blocked, detail, Some(url))
     } else if no_writes {
-        ("ok", planned(), None)
+        (StepOutcome::Ok, planned(), None)
     } else {
-        ("done", planned(), None)
+        (StepOutcome::Done, planned(), None)
     }
 }
 

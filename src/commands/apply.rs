@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::apply::{ApplyEnv, StepResult};
+use crate::apply::{ApplyEnv, StepOutcome, StepResult};
 use crate::audit::{self, AuditAction, AuditOutcome, AuditRecord};
 use crate::cli::ApplyArgs;
 use crate::desired::Desired;
@@ -194,7 +194,10 @@ async fn converge(
     )
     .await;
 
-    let converged = !report.steps.iter().any(|s| s.result == "blocked");
+    let converged = !report
+        .steps
+        .iter()
+        .any(|s| s.result == StepOutcome::Blocked);
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "ok": true,
@@ -257,7 +260,7 @@ fn unchanged_report(desired: &Desired, plan: &crate::plan::Plan) -> crate::apply
             .map(|s| StepResult {
                 number: s.number,
                 title: s.title,
-                result: s.status.label(),
+                result: StepOutcome::from(&s.status),
                 detail: crate::apply::step_detail(&s.status),
             })
             .collect(),
