@@ -2,7 +2,7 @@
 //! per customer tenant, held to that tenant), the vault, and reading the live state.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::desired::Desired;
@@ -374,14 +374,8 @@ async fn in_order<T: 'static>(
         .collect()
 }
 
-/// The directory relative vault and audit paths are resolved against.
-pub fn manifest_dir(manifest: &Path) -> PathBuf {
-    manifest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
+/// The directory relative vault and audit paths are resolved against (the manifest's own).
+pub use crate::drift::reference::manifest_dir;
 
 pub fn open_vault(desired: &Desired, base_dir: &Path) -> Result<Arc<dyn Vault>, SessionError> {
     Ok(Arc::from(crate::vault::open(

@@ -13,14 +13,7 @@ impl<'a> Target<'a> {
     pub(super) async fn no_bearer(&self) -> Check {
         let (id, title) = ("#4", TITLE_NO_BEARER);
         let seen = match self.send(Method::POST, &self.endpoint, None).await {
-            Err(failed) => {
-                return Check::fail(
-                    id,
-                    title,
-                    failed.summary(self.timeout),
-                    self.unreached_fix(&failed),
-                );
-            }
+            Err(failed) => return self.unreached(id, title, &failed),
             Ok(seen) => seen,
         };
         let header_fix = format!(
@@ -193,14 +186,7 @@ impl<'a> Target<'a> {
             .send(Method::POST, &self.endpoint, Some(FAKE_BEARER))
             .await
         {
-            Err(failed) => {
-                return Check::fail(
-                    id,
-                    title,
-                    failed.summary(self.timeout),
-                    self.unreached_fix(&failed),
-                );
-            }
+            Err(failed) => return self.unreached(id, title, &failed),
             Ok(seen) => seen,
         };
         let container = &self.desired.deploy.container_name;

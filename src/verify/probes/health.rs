@@ -10,12 +10,7 @@ impl<'a> Target<'a> {
     pub(super) async fn health(&self) -> Check {
         let url = self.url(&format!("{}/health", self.service()));
         match self.send(Method::GET, &url, None).await {
-            Err(failed) => Check::fail(
-                "#2",
-                TITLE_HEALTH,
-                failed.summary(self.timeout),
-                self.unreached_fix(&failed),
-            ),
+            Err(failed) => self.unreached("#2", TITLE_HEALTH, &failed),
             Ok(seen) if seen.ok_200() => Check::pass("#2", TITLE_HEALTH, seen.summary()),
             Ok(seen) => {
                 let specific = match seen.status.as_u16() {

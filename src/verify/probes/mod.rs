@@ -421,6 +421,16 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// The failed check for a request that got no answer: what happened and where to look.
+    fn unreached(&self, id: &'static str, title: &'static str, failed: &Unreached) -> Check {
+        Check::fail(
+            id,
+            title,
+            failed.summary(self.timeout),
+            self.unreached_fix(failed),
+        )
+    }
+
     fn unreached_fix(&self, failed: &Unreached) -> String {
         let container = &self.desired.deploy.container_name;
         let tunnel = self.tunnel();
